@@ -1,0 +1,46 @@
+"""jupyter-mlops: the MLOps loop inside the notebook where the model is made.
+
+>>> %load_ext jupyter_mlops        # every cell run becomes an MLflow run  # doctest: +SKIP
+>>> jupyter_mlops.log_metrics(val_loss=0.21)                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Settings, load_settings
+from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, UsageError
+from .tracking.api import flush, log_metrics, log_params, set_tags
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "MlopsError",
+    "NotFoundError",
+    "Settings",
+    "StoreError",
+    "UsageError",
+    "__version__",
+    "flush",
+    "load_ipython_extension",
+    "load_settings",
+    "log_metrics",
+    "log_params",
+    "set_tags",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_mlops``: track every cell run of this kernel."""
+    from ._extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext jupyter_mlops``: end the session run and stop tracking."""
+    from ._extension import unload
+
+    unload(ipython)

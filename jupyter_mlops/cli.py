@@ -1,0 +1,105 @@
+"""``jupyter mlops ...``: parse options, call a service function, print, exit non-zero on error."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from . import help_text
+from .config import load_settings
+from .exceptions import MlopsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors_to_exit(func: F) -> F:
+    """An MlopsError becomes its message on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MlopsError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jupyter-mlops")
+def main() -> None:
+    """jupyter-mlops: track, run, package, register, deploy and monitor from notebooks."""
+
+
+@main.command()
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for a busy journal.")
+@_errors_to_exit
+def flush(wait: float) -> None:
+    from .tracking.drainer import drain_orphans, pending_records
+
+    settings = load_settings()
+    summary = drain_orphans(settings, wait=wait)
+    left = pending_records(settings)
+    click.echo(
+        f"wrote {summary.applied} records to {settings.tracking_uri}; "
+        f"{summary.journals_done} journals finished, {left} records still queued"
+    )
+    for sid, message in summary.failed.items():
+        click.echo(f"journal {sid}: {message}", err=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+flush.help = help_text.DRAIN
+
+
+@main.command()
+@click.option("-n", "limit", default=20, show_default=True, help="How many runs.")
+@click.option("--experiment", default=None, help="Only this experiment (a notebook path).")
+@_errors_to_exit
+def runs(limit: int, experiment: str | None) -> None:
+    from .tracking.queries import cell_runs, format_table
+
+    if limit < 1:
+        raise click.BadParameter("must be at least 1", param_hint="-n")
+    click.echo(format_table(cell_runs(load_settings(), experiment=experiment, limit=limit)))
+
+
+runs.help = help_text.RUNS
+
+
+@main.command()
+@_errors_to_exit
+def status() -> None:
+    from .tracking.drainer import pending_records
+    from .tracking.journal import journals
+
+    settings = load_settings()
+    click.echo(f"project:  {settings.project_dir}")
+    click.echo(f"store:    {settings.tracking_uri}")
+    click.echo(f"registry: {settings.registry_uri}")
+    click.echo(f"journals: {len(list(journals(settings.journal_dir)))}")
+    click.echo(f"queued:   {pending_records(settings)} records")
+
+
+status.help = help_text.STATUS
+
+
+@main.command()
+@_errors_to_exit
+def ui() -> None:
+    from .store import ui_command
+
+    click.echo(ui_command(load_settings()))
+
+
+ui.help = help_text.UI
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Where the project is, where its store is, and what ``mlops.yaml`` says.
+
+Kept free of heavy imports: it runs on the ``%load_ext`` path. ``yaml`` is imported only
+when an ``mlops.yaml`` exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError, MlopsError
+
+CONFIG_FILE = "mlops.yaml"
+STATE_DIR = ".mlops"
+
+#: Names that look like metrics: a metric word as a whole ``_``-separated part of the name,
+#: so ``val_loss``, ``test_accuracy`` and ``best_f1`` match but ``lossy`` does not.
+DEFAULT_METRIC_PATTERN = (
+    r"(?:^|_)(?:loss|acc|accuracy|auc|roc_auc|f1|precision|recall|mse|rmse|mae|r2|score)(?:$|_)"
+)
+
+_TRACKING_KEYS = {"enabled", "metric_pattern", "metrics", "max_param_length", "source_tag_limit"}
+_TOP_KEYS = {"tracking", "pipelines", "registry", "serving", "monitoring"}
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """The ``tracking:`` section of ``mlops.yaml``."""
+
+    enabled: bool = True
+    metric_pattern: str = DEFAULT_METRIC_PATTERN
+    #: Extra exact names always treated as metrics.
+    metrics: tuple[str, ...] = ()
+    #: Longer string values are not logged as params (a note says so).
+    max_param_length: int = 500
+    #: Cell sources longer than this go to an artifact instead of a tag.
+    source_tag_limit: int = 5000
+
+    def metric_regex(self) -> re.Pattern[str]:
+        return re.compile(self.metric_pattern, re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one project."""
+
+    project_dir: Path
+    tracking_uri: str
+    registry_uri: str
+    artifact_root: Path
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project_dir / STATE_DIR
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.state_dir / "journal"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.tracking_uri.startswith("sqlite:")
+
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` relative to the project when inside it, else absolute."""
+        p = Path(path).resolve()
+        try:
+            return p.relative_to(self.project_dir).as_posix()
+        except ValueError:
+            return p.as_posix()
+
+    def resolve_inside(self, path: str | os.PathLike[str]) -> Path:
+        """Resolve a user-given path; refuse one that leaves the project directory."""
+        p = Path(path)
+        full = (p if p.is_absolute() else self.project_dir / p).resolve()
+        if full != self.project_dir and self.project_dir not in full.parents:
+            raise MlopsError(f"{path}: outside the project directory {self.project_dir}")
+        return full
+
+
+def find_project_dir(start: str | os.PathLike[str] | None = None) -> Path:
+    """Nearest parent holding ``mlops.yaml``, else the git root, else ``start`` itself."""
+    here = Path(start or os.getcwd()).resolve()
+    candidates = [here, *here.parents]
+    for d in candidates:
+        if (d / CONFIG_FILE).is_file():
+            return d
+    for d in candidates:
+        if (d / ".git").exists():
+            return d
+    return here
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML: {err}", path=str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level", path=str(path))
+    return data
+
+
+def _tracking_settings(section: Any, path: Path) -> TrackingSettings:
+    if section is None:
+        return TrackingSettings()
+    if not isinstance(section, dict):
+        raise ConfigError("expected a mapping", path=str(path), field="tracking")
+    unknown = sorted(set(section) - _TRACKING_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_TRACKING_KEYS))})",
+            path=str(path),
+            field="tracking",
+        )
+    kwargs: dict[str, Any] = {}
+    if "enabled" in section:
+        if not isinstance(section["enabled"], bool):
+            raise ConfigError("must be true or false", path=str(path), field="tracking.enabled")
+        kwargs["enabled"] = section["enabled"]
+    if "metric_pattern" in section:
+        pattern = section["metric_pattern"]
+        try:
+            re.compile(str(pattern))
+        except re.error as err:
+            raise ConfigError(
+                f"not a regular expression: {err}", path=str(path), field="tracking.metric_pattern"
+            ) from None
+        kwargs["metric_pattern"] = str(pattern)
+    if "metrics" in section:
+        names = section["metrics"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError("must be a list of names", path=str(path), field="tracking.metrics")
+        kwargs["metrics"] = tuple(names)
+    for key in ("max_param_length", "source_tag_limit"):
+        if key in section:
+            value = section[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(
+                    "must be a positive integer", path=str(path), field=f"tracking.{key}"
+                )
+            kwargs[key] = value
+    return TrackingSettings(**kwargs)
+
+
+def _sqlite_uri(path: Path) -> str:
+    return f"sqlite:///{path.as_posix()}"
+
+
+def load_settings(start: str | os.PathLike[str] | None = None) -> Settings:
+    """Settings for the project around ``start`` (default: the working directory).
+
+    >>> load_settings().tracking_uri  # doctest: +SKIP
+    'sqlite:////home/me/project/.mlops/mlflow.db'
+    """
+    project = find_project_dir(start)
+    config_path = project / CONFIG_FILE
+    raw = _load_yaml(config_path) if config_path.is_file() else {}
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown section {unknown[0]!r} (known: {', '.join(sorted(_TOP_KEYS))})",
+            path=str(config_path),
+        )
+    tracking = _tracking_settings(raw.get("tracking"), config_path)
+    state = project / STATE_DIR
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or _sqlite_uri(state / "mlflow.db")
+    registry_uri = os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
+    artifact_root = Path(os.environ.get("JUPYTER_MLOPS_ARTIFACT_ROOT") or state / "artifacts")
+    return Settings(
+        project_dir=project,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        artifact_root=artifact_root.resolve(),
+        tracking=tracking,
+        raw=raw,
+    )

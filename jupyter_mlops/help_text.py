@@ -1,0 +1,19 @@
+"""Help strings shared by the ``%mlops`` magics and the ``jupyter mlops`` command line,
+so the two never drift apart."""
+
+STATUS = "Show whether tracking is on, where records go and how many are still queued."
+ON = "Track the following cells (the default after %load_ext jupyter_mlops)."
+OFF = "Stop tracking the following cells until '%mlops on'."
+LOG = (
+    "Log k=v pairs to the current cell's run: numbers with metric-like names "
+    "(loss, accuracy, f1, ...) as metrics, everything else as params."
+)
+TAG = "Set k=v tags on this notebook's session run."
+RUNS = "Show the most recent cell runs, newest first."
+FLUSH = "Write every queued record to the tracking store now."
+SKIP = "Run this cell without tracking it (%%mlops skip as the cell's first line)."
+DRAIN = (
+    "Write journals left behind by kernels that stopped before their records reached the "
+    "store (a store that was down, a kernel that crashed)."
+)
+UI = "Print the command that opens the MLflow UI on this project's store."

@@ -1,0 +1,154 @@
+"""``%mlops`` and ``%%mlops``: parse the line, call one service function, print the result.
+
+Errors from the package are printed as one message, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any, NoReturn
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from . import help_text
+from .exceptions import MlopsError, UsageError
+from .tracking import api
+from .tracking.queries import cell_runs, format_table
+
+USAGE = "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],flush,help}"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"%mlops: {message}", USAGE)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(message or "", USAGE)
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"%mlops: expected k=v, got {item!r}", USAGE)
+        out[key] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="%mlops", add_help=False)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub.add_parser("status", help=help_text.STATUS, add_help=False)
+    sub.add_parser("on", help=help_text.ON, add_help=False)
+    sub.add_parser("off", help=help_text.OFF, add_help=False)
+    log = sub.add_parser("log", help=help_text.LOG, add_help=False)
+    log.add_argument("pairs", nargs="+", metavar="k=v")
+    tag = sub.add_parser("tag", help=help_text.TAG, add_help=False)
+    tag.add_argument("pairs", nargs="+", metavar="k=v")
+    runs = sub.add_parser("runs", help=help_text.RUNS, add_help=False)
+    runs.add_argument("-n", type=int, default=10, metavar="N")
+    sub.add_parser("flush", help=help_text.FLUSH, add_help=False)
+    sub.add_parser("help", add_help=False)
+    return parser
+
+
+def help_message() -> str:
+    lines = [USAGE, ""]
+    for name, text in (
+        ("status", help_text.STATUS),
+        ("on", help_text.ON),
+        ("off", help_text.OFF),
+        ("log k=v ...", help_text.LOG),
+        ("tag k=v ...", help_text.TAG),
+        ("runs [-n N]", help_text.RUNS),
+        ("flush", help_text.FLUSH),
+        ("%%mlops skip", help_text.SKIP),
+    ):
+        lines.append(f"  {name:<14} {text}")
+    return "\n".join(lines)
+
+
+def _status_text() -> str:
+    info = api.status()
+    return "\n".join(
+        [
+            f"tracking:      {'on' if info.enabled else 'off'}",
+            f"project:       {info.project_dir}",
+            f"store:         {info.tracking_uri}",
+            f"experiment:    {info.experiment}",
+            f"notebook:      {info.notebook or '(unknown)'}",
+            f"session run:   {info.session_run_id or '(not written yet)'}",
+            f"cells tracked: {info.cells_recorded}",
+            f"queued bytes:  {info.bytes_pending}"
+            + ("" if info.drainer_alive else "  (writer not running)"),
+        ]
+    )
+
+
+def _runs_text(limit: int) -> str:
+    if limit < 1:
+        raise UsageError("%mlops runs: -n must be at least 1", USAGE)
+    session = api.active_session()
+    if session is None:
+        raise MlopsError("tracking is not running here: run %load_ext jupyter_mlops first")
+    note = api.flush(timeout=10.0)
+    if session.drainer.session_run_id is None:
+        return f"no cell runs in the store yet ({note})"
+    rows = cell_runs(session.settings, session_run_id=session.drainer.session_run_id, limit=limit)
+    return format_table(rows)
+
+
+def run_line(line: str) -> str:
+    """Execute one ``%mlops`` line; the text to show. Raises MlopsError on bad input."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as err:
+        raise UsageError(f"%mlops: {err}", USAGE) from None
+    if not argv:
+        return help_message()
+    args = build_parser().parse_args(argv)
+    command = args.command
+    if command == "help":
+        return help_message()
+    if command == "status":
+        return _status_text()
+    if command in ("on", "off"):
+        api.set_enabled(command == "on")
+        return f"cell tracking {command}"
+    if command == "log":
+        params, metrics = api.log_pairs(_pairs(args.pairs))
+        return f"logged params {sorted(params)} and metrics {sorted(metrics)} to this cell's run"
+    if command == "tag":
+        api.set_tags(_pairs(args.pairs))
+        return "tags set on the session run"
+    if command == "runs":
+        return _runs_text(args.n)
+    if command == "flush":
+        return api.flush()
+    raise UsageError(f"%mlops: unknown command {command!r}", USAGE)  # pragma: no cover
+
+
+@magics_class
+class MlopsMagics(Magics):
+    """``%mlops ...`` and ``%%mlops skip``."""
+
+    @line_cell_magic
+    def mlops(self, line: str, cell: str | None = None) -> None:
+        try:
+            if cell is not None:
+                self._cell(line, cell)
+                return
+            print(run_line(line))
+        except MlopsError as err:
+            print(str(err))
+
+    def _cell(self, line: str, cell: str) -> Any:
+        if line.strip() != "skip":
+            raise UsageError(
+                f"%%mlops: unknown cell command {line.strip()!r}", "usage: %%mlops skip"
+            )
+        # the recorder sees this cell start with '%%mlops skip' and leaves it out
+        assert self.shell is not None
+        self.shell.run_cell(cell, store_history=False)  # type: ignore[no-untyped-call]

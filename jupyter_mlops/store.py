@@ -1,0 +1,175 @@
+"""The one place that builds the MLflow client.
+
+For the embedded SQLite store it also makes the database safe for several writers at once
+(two kernels, parallel pipeline steps): WAL journal mode, a relaxed fsync policy and a busy
+timeout, and schema creation serialised by a file lock so two processes opening a new
+database do not race on its tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .exceptions import StoreError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+_clients: dict[tuple[str, str], MlflowClient] = {}
+_lock = threading.Lock()
+_listener_installed = False
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :])
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _install_sqlite_pragmas() -> None:
+    """Every SQLite connection this process opens waits for locks and skips per-commit fsync.
+
+    ``synchronous=NORMAL`` is safe in WAL mode (a power cut may lose the last commits, never
+    corrupt the file) and is what makes a background writer keep up with many short cells.
+    """
+    global _listener_installed
+    if _listener_installed:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA busy_timeout = 30000")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.close()
+
+    event.listen(Engine, "connect", on_connect)
+    _listener_installed = True
+
+
+def _prepare_sqlite(db: Path, artifact_root: Path) -> None:
+    """Create the schema once, under a lock, with our artifact root for experiment 0."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(db.with_name(db.name + ".init.lock")):
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            # WAL is a property of the file: set once, every later connection uses it.
+            conn.execute("PRAGMA journal_mode=WAL")
+            has_schema = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='experiments'"
+            ).fetchone()
+        finally:
+            conn.close()
+        if not has_schema:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(f"sqlite:///{db.as_posix()}", artifact_root.as_uri())  # type: ignore[no-untyped-call]
+
+
+def client(settings: Settings) -> MlflowClient:
+    """The MLflow client for ``settings``' store, built once per process.
+
+    >>> from jupyter_mlops.config import load_settings
+    >>> client(load_settings()).search_experiments()  # doctest: +SKIP
+    """
+    key = (settings.tracking_uri, settings.registry_uri)
+    with _lock:
+        cached = _clients.get(key)
+        if cached is not None:
+            return cached
+        try:
+            from mlflow import MlflowClient
+
+            db = sqlite_path(settings.tracking_uri)
+            if db is not None:
+                _install_sqlite_pragmas()
+                _prepare_sqlite(db, settings.artifact_root)
+            built = MlflowClient(
+                tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
+            )
+        except ImportError as err:
+            raise StoreError(f"MLflow is not importable: {err}") from err
+        except Exception as err:
+            raise StoreError(
+                f"cannot open the tracking store {settings.tracking_uri}: {err}"
+            ) from err
+        _clients[key] = built
+        return built
+
+
+def forget_clients() -> None:
+    """Drop cached clients (after the store moved or in tests)."""
+    with _lock:
+        _clients.clear()
+
+
+def experiment_artifact_location(settings: Settings, name: str) -> str | None:
+    """Where a new experiment keeps its artifacts.
+
+    None for a remote store: a tracking server decides (``--default-artifact-root``).
+    """
+    if not settings.is_embedded:
+        return None
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:60] or "experiment"
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return (settings.artifact_root / f"{slug}-{digest}").as_uri()
+
+
+def get_or_create_experiment(settings: Settings, name: str) -> str:
+    """The id of experiment ``name``, created (race-safely) when missing."""
+    from mlflow.exceptions import MlflowException
+
+    mlf = client(settings)
+    found = mlf.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            mlf.restore_experiment(found.experiment_id)
+        return str(found.experiment_id)
+    try:
+        return str(
+            mlf.create_experiment(
+                name, artifact_location=experiment_artifact_location(settings, name)
+            )
+        )
+    except MlflowException:
+        # another process created it between our lookup and our insert
+        again = mlf.get_experiment_by_name(name)
+        if again is None:
+            raise
+        return str(again.experiment_id)
+
+
+def ui_command(settings: Settings) -> str:
+    """The shell command that opens the MLflow UI on this project's store."""
+    if not settings.is_embedded:
+        return f"open {settings.tracking_uri} in a browser"
+    rel = os.path.relpath(settings.project_dir)
+    prefix = "" if rel == "." else f"cd {rel} && "
+    return (
+        f"{prefix}mlflow ui --backend-store-uri {settings.tracking_uri} "
+        f"--default-artifact-root {settings.artifact_root.as_uri()} --host 127.0.0.1"
+    )

@@ -1,0 +1,1 @@
+"""Cell tracking: IPython hooks -> write-ahead journal -> drainer process -> MLflow."""

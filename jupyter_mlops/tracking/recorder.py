@@ -1,0 +1,243 @@
+"""``CellRecorder``: the IPython hooks that turn every cell run into a journal record.
+
+Only cheap work happens here, on the kernel's thread: a clock read before the cell; after
+it, the AST of the cell (cached), a snapshot of the names it bound, one JSON line appended
+to the journal. Any failure is caught and shown once; the user's cell is never affected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+import re
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import TrackingSettings
+from .capture import MetricNamer, bound_names, snapshot
+from .journal import JournalWriter, Record
+
+#: what MLflow accepts as a metric or param name
+_VALID_KEY = re.compile(r"^[\w\-./ ]{1,250}$")
+#: cell magics that mark a cell as untracked
+_SKIP_PREFIX = "%%mlops skip"
+
+
+@dataclass
+class _CellInFlight:
+    start: float
+    perf: float
+    raw: str
+    cell_id: str | None
+    skip: bool
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: list[list[Any]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _millis(t: float) -> int:
+    return int(t * 1000)
+
+
+def _status(result: Any) -> tuple[str, dict[str, str] | None]:
+    if result is None:
+        return "KILLED", {"type": "Cancelled", "message": "the cell was cancelled"}
+    err = getattr(result, "error_before_exec", None) or getattr(result, "error_in_exec", None)
+    if err is None:
+        return "FINISHED", None
+    status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+    return status, {"type": type(err).__name__, "message": str(err)[:1000]}
+
+
+class CellRecorder:
+    """Records cell runs of one kernel session into its journal."""
+
+    def __init__(
+        self,
+        shell: Any,
+        journal: JournalWriter,
+        session_id: str,
+        settings: TrackingSettings,
+        *,
+        enabled: bool = True,
+    ) -> None:
+        self.shell = shell
+        self.journal = journal
+        self.session_id = session_id
+        self.enabled = enabled
+        self._settings = settings
+        self._is_metric = MetricNamer(settings.metric_pattern, settings.metrics)
+        self._transform: Callable[[str], str] | None = getattr(shell, "transform_cell", None)
+        self._depth = 0
+        self._current: _CellInFlight | None = None
+        self._metric_steps: dict[str, int] = {}
+        self.recent: deque[Record] = deque(maxlen=500)
+        self.recorded = 0
+        self._warnings: list[str] = []
+        self._recording_failed = False
+
+    # -- hooks ------------------------------------------------------------------------
+    def register(self) -> None:
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+
+    def unregister(self) -> None:
+        for name, hook in (
+            ("pre_run_cell", self.pre_run_cell),
+            ("post_run_cell", self.post_run_cell),
+        ):
+            try:
+                self.shell.events.unregister(name, hook)
+            except ValueError:
+                pass
+
+    def pre_run_cell(self, info: Any) -> None:
+        self._depth += 1
+        if self._depth > 1:  # a cell run from inside a cell (a magic): part of the outer one
+            return
+        try:
+            raw = info.raw_cell or ""
+            self._current = _CellInFlight(
+                start=time.time(),
+                perf=time.perf_counter(),
+                raw=raw,
+                cell_id=getattr(info, "cell_id", None),
+                skip=not self.enabled or raw.lstrip().startswith(_SKIP_PREFIX),
+            )
+        except Exception as err:
+            self._fail(err)
+
+    def post_run_cell(self, result: Any) -> None:
+        if self._depth == 0:  # the cell that loaded us: we saw no start
+            return
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        cell, self._current = self._current, None
+        try:
+            if cell is not None and not cell.skip:
+                self._record(cell, result)
+        except Exception as err:
+            self._fail(err)
+        self._show_warnings()
+
+    # -- explicit logging -----------------------------------------------------------------
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        cell = self._current
+        if cell is None:
+            return
+        now = _millis(time.time())
+        for name, value in metrics.items():
+            if not _VALID_KEY.match(name):
+                cell.skipped[name] = "not a valid metric name"
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                cell.skipped[name] = f"not a number ({type(value).__name__})"
+                continue
+            number = float(value)
+            if not math.isfinite(number):
+                cell.skipped[name] = f"not a finite number ({number})"
+                continue
+            cell.metrics.append([name, number, self._step(name, step), now])
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        cell = self._current
+        if cell is None:
+            return
+        for name, value in params.items():
+            if not _VALID_KEY.match(name):
+                cell.skipped[name] = "not a valid param name"
+                continue
+            text = str(value)
+            if len(text) > self._settings.max_param_length:
+                cell.skipped[name] = (
+                    f"value of {len(text)} characters (limit {self._settings.max_param_length})"
+                )
+                continue
+            cell.params[name] = value if isinstance(value, (bool, int, float)) else text
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Tags for the session run, written at once."""
+        self.journal.append(
+            {"type": "session_tags", "session": self.session_id, "tags": dict(tags)}
+        )
+
+    def is_metric(self, name: str) -> bool:
+        return self._is_metric(name)
+
+    # -- internals ----------------------------------------------------------------------
+    def _step(self, name: str, step: int | None) -> int:
+        if step is None:
+            step = self._metric_steps.get(name, 0)
+        self._metric_steps[name] = max(self._metric_steps.get(name, 0), int(step) + 1)
+        return int(step)
+
+    def _record(self, cell: _CellInFlight, result: Any) -> None:
+        end = time.time()
+        duration = time.perf_counter() - cell.perf
+        names = bound_names(cell.raw, self._transform)
+        captured = snapshot(
+            names, self.shell.user_ns, self._is_metric, self._settings.max_param_length
+        )
+        explicit = {m[0] for m in cell.metrics}
+        end_ms = _millis(end)
+        metrics = cell.metrics + [
+            [name, value, self._step(name, None), end_ms]
+            for name, value in captured.metrics.items()
+            if name not in explicit
+        ]
+        status, error = _status(result)
+        record: Record = {
+            "type": "cell",
+            "id": uuid.uuid4().hex,
+            "session": self.session_id,
+            "start": _millis(cell.start),
+            "end": end_ms,
+            "time": end_ms,
+            "duration_s": round(duration, 6),
+            "execution_count": getattr(result, "execution_count", None),
+            "cell_id": cell.cell_id,
+            "source": cell.raw,
+            "source_hash": hashlib.sha1(cell.raw.encode()).hexdigest(),
+            "status": status,
+            "params": {**captured.params, **cell.params},
+            "metrics": metrics,
+        }
+        if error:
+            record["error"] = error
+        if captured.datasets:
+            record["datasets"] = captured.datasets
+        skipped = {**captured.skipped, **cell.skipped}
+        if skipped:
+            record["skipped"] = skipped
+        if cell.tags:
+            record["tags"] = cell.tags
+        self.journal.append(record)
+        self.recorded += 1
+        self.recent.append(record)
+
+    def _fail(self, err: BaseException) -> None:
+        if not self._recording_failed:
+            self._recording_failed = True
+            self.warn(
+                f"could not record a cell ({type(err).__name__}: {err}); your cells run as usual"
+            )
+
+    def warn(self, message: str) -> None:
+        """Queue a one-line notice, shown after the current (or next) cell."""
+        self._warnings.append(message)
+
+    def _show_warnings(self) -> None:
+        while self._warnings:
+            message = self._warnings.pop(0)
+            try:
+                print(f"jupyter-mlops: {message}", file=sys.stderr)
+            except Exception:
+                pass

@@ -1,0 +1,172 @@
+"""One kernel's tracking session: its journal, its drainer, its recorder.
+
+Environment a runner can set for a kernel it starts (papermill, tests):
+
+- ``JUPYTER_MLOPS_NOTEBOOK``: path of the notebook being executed;
+- ``JUPYTER_MLOPS_SESSION_RUN_ID``: an existing run (a pipeline step) that the cells nest
+  under instead of a new session run;
+- ``JUPYTER_MLOPS_PARENT_RUN_ID``: make the new session run a child of this run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from .drainer_client import DrainerHandle, Event
+from .journal import FileLock, JournalPaths, JournalWriter
+from .recorder import CellRecorder
+
+#: Experiment of a session whose notebook is unknown (a console, a script).
+INTERACTIVE_EXPERIMENT = "interactive"
+#: How long kernel shutdown waits for the drainer to write the last records.
+EXIT_FLUSH_SECONDS = float(os.environ.get("JUPYTER_MLOPS_EXIT_FLUSH", "10"))
+
+
+def detect_notebook(user_ns: dict[str, Any], cwd: Path | None = None) -> Path | None:
+    """The notebook this kernel runs, from what JupyterLab, VS Code or our runner tell it."""
+    candidates = [
+        os.environ.get("JUPYTER_MLOPS_NOTEBOOK"),
+        user_ns.get("__vsc_ipynb_file__"),
+        user_ns.get("__session__"),
+        os.environ.get("JPY_SESSION_NAME"),
+    ]
+    here = cwd or Path.cwd()
+    for raw in candidates:
+        if not raw or not isinstance(raw, str):
+            continue
+        path = Path(raw)
+        if not path.is_absolute():
+            # a server path relative to its root; the kernel runs in the notebook's folder
+            by_name = here / path.name
+            path = by_name if by_name.exists() else here / path
+        if path.suffix == ".ipynb":
+            return path.resolve()
+    return None
+
+
+@dataclass
+class SessionInfo:
+    """What ``%mlops status`` shows."""
+
+    session_id: str
+    enabled: bool
+    project_dir: str
+    tracking_uri: str
+    experiment: str
+    notebook: str | None
+    session_run_id: str | None
+    drainer_pid: int | None
+    drainer_alive: bool
+    cells_recorded: int
+    bytes_pending: int
+
+
+class TrackingSession:
+    """Starts on ``%load_ext``; ends on unload or kernel exit."""
+
+    def __init__(self, shell: Any, settings: Settings):
+        self.settings = settings
+        self.session_id = uuid.uuid4().hex
+        self.notebook = detect_notebook(getattr(shell, "user_ns", {}))
+        self.experiment = (
+            settings.relative(self.notebook) if self.notebook else INTERACTIVE_EXPERIMENT
+        )
+        paths = JournalPaths.for_session(settings.journal_dir, self.session_id)
+        self.paths = paths
+        self._kernel_lock = FileLock(paths.kernel_lock)
+        self._kernel_lock.acquire(timeout=None)
+        self.journal = JournalWriter(paths)
+        self.recorder = CellRecorder(
+            shell,
+            self.journal,
+            self.session_id,
+            settings.tracking,
+            enabled=settings.tracking.enabled,
+        )
+        self.drainer = DrainerHandle(settings, self.session_id, self._on_event)
+        self._store_warned = False
+        self._ended = False
+
+    def start(self) -> None:
+        now = int(time.time() * 1000)
+        self.journal.append(
+            {
+                "type": "session_start",
+                "session": self.session_id,
+                "time": now,
+                "experiment": self.experiment,
+                "notebook": str(self.notebook) if self.notebook else None,
+                "run_name": time.strftime("session %Y-%m-%d %H:%M:%S"),
+                "session_run_id": os.environ.get("JUPYTER_MLOPS_SESSION_RUN_ID") or None,
+                "parent_run_id": os.environ.get("JUPYTER_MLOPS_PARENT_RUN_ID") or None,
+                "tags": {"mlops.kernel_pid": os.getpid()},
+            }
+        )
+        self.drainer.start()
+        self.recorder.register()
+
+    def _on_event(self, event: Event) -> None:
+        """Called on the monitor thread; only queues notices for the kernel's thread."""
+        kind = event.get("event")
+        if kind == "store_error" and not self._store_warned:
+            self._store_warned = True
+            self.recorder.warn(
+                f"tracking store unavailable ({event.get('message')}). Your cells run as "
+                f"usual; records are kept in {self.settings.relative(self.paths.journal)} "
+                "and written when the store is back."
+            )
+        elif kind == "store_ok" and self._store_warned:
+            self._store_warned = False
+            self.recorder.warn("tracking store reachable again; journal replayed.")
+        elif kind == "drainer_exit":
+            self.recorder.warn(
+                f"the tracking writer stopped (exit code {event.get('code')}); restarting it. "
+                f"Log: {self.settings.relative(self.settings.state_dir / 'logs')}"
+            )
+
+    def info(self) -> SessionInfo:
+        return SessionInfo(
+            session_id=self.session_id,
+            enabled=self.recorder.enabled,
+            project_dir=str(self.settings.project_dir),
+            tracking_uri=self.settings.tracking_uri,
+            experiment=self.experiment,
+            notebook=str(self.notebook) if self.notebook else None,
+            session_run_id=self.drainer.session_run_id,
+            drainer_pid=self.drainer.pid,
+            drainer_alive=self.drainer.alive,
+            cells_recorded=self.recorder.recorded,
+            bytes_pending=max(0, self.journal.bytes_written - self.drainer.offset),
+        )
+
+    def flush(self, timeout: float = 30.0) -> Event | None:
+        """Write everything recorded so far to the store; the drainer's answer."""
+        return self.drainer.flush(timeout)
+
+    def end(self, status: str = "FINISHED", wait: float = EXIT_FLUSH_SECONDS) -> None:
+        """Close the session run, hand the rest to the drainer, wait up to ``wait`` s."""
+        if self._ended:
+            return
+        self._ended = True
+        self.recorder.unregister()
+        with contextlib.suppress(OSError):
+            self.journal.append(
+                {
+                    "type": "session_end",
+                    "session": self.session_id,
+                    "time": int(time.time() * 1000),
+                    "status": status,
+                }
+            )
+        if wait > 0:
+            self.drainer.flush(wait)
+        self.journal.close()
+        self._kernel_lock.release()
+        self.drainer.close(wait=min(wait, 5.0))

@@ -1,0 +1,269 @@
+"""Turns journal records into MLflow runs. Runs in the drainer, never in the kernel.
+
+Each method is safe to retry: a run created before a failure is remembered in the drain
+state, so a retry finishes that run instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import store
+from ..config import Settings
+from .journal import DrainState, Record
+
+# MLflow's log_batch limits per call
+_MAX_PARAMS = 100
+_MAX_METRICS = 1000
+_MAX_TAG = 8000
+_PREVIEW = 120
+
+_PANDAS_TO_MLFLOW = {
+    "int64": "long",
+    "int32": "integer",
+    "int16": "integer",
+    "int8": "integer",
+    "uint8": "integer",
+    "uint16": "integer",
+    "uint32": "long",
+    "float64": "double",
+    "float32": "float",
+    "bool": "boolean",
+    "object": "string",
+    "string": "string",
+    "category": "string",
+}
+
+_VERSIONED_PACKAGES = ("mlflow", "ipykernel", "numpy", "pandas", "scikit-learn", "torch")
+
+
+def _git_commit(cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def environment_tags(settings: Settings, notebook: str | None) -> dict[str, str]:
+    """Python, key package versions and the git commit of the project."""
+    tags = {"mlops.python": platform.python_version()}
+    for dist in _VERSIONED_PACKAGES:
+        try:
+            tags[f"mlops.version.{dist}"] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    commit = _git_commit(Path(notebook).parent if notebook else settings.project_dir)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mlflow_type(dtype: str) -> str:
+    if dtype.startswith("datetime64"):
+        return "datetime"
+    return _PANDAS_TO_MLFLOW.get(dtype, "string")
+
+
+class MlflowSink:
+    """Applies records of one session journal to the store."""
+
+    def __init__(
+        self, settings: Settings, state: DrainState, save_state: Callable[[], None]
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self._save = save_state
+        self._client = store.client(settings)
+
+    @property
+    def _session(self) -> Record:
+        return self.state.session
+
+    # -- dispatch ---------------------------------------------------------------
+    def apply(self, record: Record) -> None:
+        kind = record.get("type")
+        if kind == "session_start":
+            self._session_start(record)
+        elif kind == "cell":
+            self._cell(record)
+        elif kind == "session_tags":
+            self._session_tags(record)
+        elif kind == "session_end":
+            self._session_end(record, record.get("status", "FINISHED"))
+        self.state.last_time = max(self.state.last_time, int(record.get("time", 0) or 0))
+
+    # -- session ------------------------------------------------------------------
+    def _session_start(self, rec: Record) -> None:
+        self.state.session = rec
+        if self.state.session_run_id:
+            return
+        external = rec.get("session_run_id")
+        if external:
+            run = self._client.get_run(external)
+            self.state.experiment_id = run.info.experiment_id
+            self.state.session_run_id = external
+            self.state.session_run_external = True
+            self._save()
+            return
+        self.state.experiment_id = store.get_or_create_experiment(self.settings, rec["experiment"])
+        notebook = rec.get("notebook")
+        tags = {
+            "mlops.kind": "session",
+            "mlops.session_id": rec["session"],
+            "mlflow.source.type": "NOTEBOOK",
+            "mlflow.source.name": self.settings.relative(notebook)
+            if notebook
+            else rec["experiment"],
+            **environment_tags(self.settings, notebook),
+            **{k: str(v) for k, v in (rec.get("tags") or {}).items()},
+        }
+        if rec.get("parent_run_id"):
+            tags["mlflow.parentRunId"] = rec["parent_run_id"]
+        run = self._client.create_run(
+            self.state.experiment_id,
+            start_time=rec["time"],
+            tags=tags,
+            run_name=rec.get("run_name") or "session",
+        )
+        self.state.session_run_id = run.info.run_id
+        self._save()
+
+    def _require_session(self) -> str:
+        if not self.state.session_run_id:
+            raise RuntimeError("journal has records before its session_start")
+        return self.state.session_run_id
+
+    def _session_tags(self, rec: Record) -> None:
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(k, _truncate(str(v), _MAX_TAG)) for k, v in rec["tags"].items()]
+        self._client.log_batch(self._require_session(), tags=tags)
+
+    def _session_end(self, rec: Record, status: str) -> None:
+        run_id = self._require_session()
+        notebook = self._session.get("notebook")
+        if notebook and Path(notebook).is_file():
+            self._client.log_artifact(run_id, notebook)
+        if not self.state.session_run_external:
+            self._client.set_terminated(run_id, status, end_time=rec.get("time"))
+        self.state.session_ended = True
+        self._save()
+
+    def close_killed(self) -> None:
+        """Close a session whose kernel died before it could say goodbye."""
+        if self.state.session_run_id and not self.state.session_ended:
+            self._session_end({"time": self.state.last_time or None}, "KILLED")
+
+    # -- cells ----------------------------------------------------------------------
+    def _cell_tags(self, rec: Record) -> dict[str, str]:
+        source: str = rec.get("source", "")
+        first = source.strip().splitlines()[0] if source.strip() else ""
+        tags = {
+            "mlops.kind": "cell",
+            "mlflow.parentRunId": self._require_session(),
+            "mlops.session_id": rec["session"],
+            "mlops.record_id": rec["id"],
+            "mlops.execution_count": str(rec.get("execution_count")),
+            "mlops.source_hash": rec.get("source_hash", ""),
+            "mlops.source_preview": _truncate(first, _PREVIEW),
+            "mlflow.source.type": "NOTEBOOK",
+        }
+        if self._session.get("notebook"):
+            tags["mlflow.source.name"] = self.settings.relative(self._session["notebook"])
+        if rec.get("cell_id"):
+            tags["mlops.cell_id"] = str(rec["cell_id"])
+        if len(source) <= self.settings.tracking.source_tag_limit:
+            tags["mlops.source"] = source
+        else:
+            tags["mlops.source_artifact"] = "cell_source.py"
+        error = rec.get("error")
+        if error:
+            tags["mlops.error_type"] = _truncate(str(error.get("type", "")), 250)
+            tags["mlops.error_message"] = _truncate(str(error.get("message", "")), 1000)
+        if rec.get("skipped"):
+            tags["mlops.skipped"] = _truncate(json.dumps(rec["skipped"]), _MAX_TAG)
+        for key, value in (rec.get("tags") or {}).items():
+            tags[str(key)] = _truncate(str(value), _MAX_TAG)
+        return tags
+
+    def _cell(self, rec: Record) -> None:
+        from mlflow.entities import Metric, Param
+
+        client = self._client
+        run_id = self.state.pending.get(rec["id"])
+        if run_id is None:
+            count = rec.get("execution_count")
+            preview = _truncate(rec.get("source", "").strip().split("\n", 1)[0], 40)
+            run = client.create_run(
+                self.state.experiment_id or "0",
+                start_time=rec["start"],
+                tags=self._cell_tags(rec),
+                run_name=f"[{count}] {preview}" if count is not None else preview or "cell",
+            )
+            run_id = run.info.run_id
+            self.state.pending[rec["id"]] = run_id
+            self._save()
+
+        params = [Param(k, str(v)) for k, v in (rec.get("params") or {}).items()]
+        metrics = [
+            Metric(name, float(value), int(ts), int(step))
+            for name, value, step, ts in rec.get("metrics") or []
+        ]
+        metrics.append(Metric("mlops.duration_s", rec["duration_s"], rec["end"], 0))
+        for i in range(0, len(params), _MAX_PARAMS):
+            client.log_batch(run_id, params=params[i : i + _MAX_PARAMS])
+        for i in range(0, len(metrics), _MAX_METRICS):
+            client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS])
+        if rec.get("datasets"):
+            client.log_inputs(run_id, datasets=[self._dataset_input(d) for d in rec["datasets"]])
+        source = rec.get("source", "")
+        if len(source) > self.settings.tracking.source_tag_limit:
+            self._log_text(run_id, source, "cell_source.py")
+        client.set_terminated(run_id, rec["status"], end_time=rec["end"])
+        # the session run carries every metric as a history across cells
+        session_metrics = [m for m in metrics if m.key != "mlops.duration_s"]
+        for i in range(0, len(session_metrics), _MAX_METRICS):
+            client.log_batch(self._require_session(), metrics=session_metrics[i : i + _MAX_METRICS])
+        self.state.pending.pop(rec["id"], None)
+
+    def _log_text(self, run_id: str, text: str, name: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_text(text, encoding="utf-8")
+            self._client.log_artifact(run_id, str(path))
+
+    @staticmethod
+    def _dataset_input(summary: dict[str, Any]) -> Any:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        columns = summary.get("columns", {})
+        schema = {
+            "mlflow_colspec": [
+                {"type": _mlflow_type(dtype), "name": name, "required": True}
+                for name, dtype in columns.items()
+            ]
+        }
+        profile = {"num_rows": summary["rows"], "num_elements": summary["rows"] * len(columns)}
+        dataset = Dataset(
+            name=summary["name"],
+            digest=summary["digest"],
+            source_type="code",
+            source=json.dumps({"tags": {"mlops.variable": summary["name"]}}),
+            schema=json.dumps(schema),
+            profile=json.dumps(profile),
+        )
+        return DatasetInput(dataset=dataset, tags=[InputTag("mlflow.data.context", "cell")])
