@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -34,6 +35,7 @@ def _errors_to_exit(func: F) -> F:
 @click.version_option(package_name="jupyter-mlops")
 def main() -> None:
     """jupyter-mlops: track, run, package, register, deploy and monitor from notebooks."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 @main.command()

@@ -230,6 +230,8 @@ def _quiet() -> None:
     # MLflow's HTTP client otherwise retries for minutes; we retry ourselves, with backoff
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # MLflow prints a "View run" link per finished run against a server: not for a pipe
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,161 @@
+"""Shared fixtures: a temporary project with its own embedded MLflow store, and helpers that
+execute real notebooks in real kernels."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from jupyter_mlops import store
+from jupyter_mlops.config import Settings, load_settings
+from jupyter_mlops.tracking.drainer import drain_orphans
+
+_ENV_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "JUPYTER_MLOPS_NOTEBOOK",
+    "JUPYTER_MLOPS_SESSION_RUN_ID",
+    "JUPYTER_MLOPS_PARENT_RUN_ID",
+    "JUPYTER_MLOPS_ARTIFACT_ROOT",
+    "JPY_SESSION_NAME",
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty project (it has an ``mlops.yaml``) as the working directory."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "mlops.yaml").write_text("")
+    for key in _ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(root)
+    yield root
+    store.forget_clients()
+
+
+def settings_for(root: Path) -> Settings:
+    return load_settings(root)
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(src) for src in cells],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    nbformat.write(nb, path)
+    return path
+
+
+def execute_notebook(path: Path, env: dict[str, str] | None = None, timeout: int = 120) -> Any:
+    """Run ``path`` in a fresh kernel the way a front end would; errors stay in the outputs."""
+    nb = nbformat.read(path, as_version=4)
+    saved = dict(os.environ)
+    os.environ["JUPYTER_MLOPS_NOTEBOOK"] = str(path)
+    os.environ.update(env or {})
+    try:
+        NotebookClient(
+            nb,
+            kernel_name="python3",
+            timeout=timeout,
+            allow_errors=True,
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    nbformat.write(nb, path)
+    return nb
+
+
+def cell_text(cell: Any) -> str:
+    """Everything a cell printed: streams, results and error names."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream":
+            parts.append(out["text"])
+        elif out["output_type"] in ("execute_result", "display_data"):
+            parts.append(out["data"].get("text/plain", ""))
+        elif out["output_type"] == "error":
+            parts.append(f"{out['ename']}: {out['evalue']}")
+    return "".join(parts)
+
+
+def drain(root: Path) -> None:
+    """Make sure every journal of the project reached the store."""
+    summary = drain_orphans(settings_for(root), wait=60)
+    assert not summary.failed, summary.failed
+
+
+def runs_of_kind(root: Path, kind: str, experiment: str | None = None) -> list[Any]:
+    settings = settings_for(root)
+    client = store.client(settings)
+    if experiment is None:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    else:
+        exp = client.get_experiment_by_name(experiment)
+        assert exp is not None, f"no experiment {experiment}"
+        ids = [exp.experiment_id]
+    return list(
+        client.search_runs(
+            ids,
+            filter_string=f"tags.`mlops.kind` = '{kind}'",
+            max_results=10_000,
+            order_by=["attributes.start_time ASC"],
+        )
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """A real MLflow tracking server on 127.0.0.1 with its own SQLite backend."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'server.db'}",
+            "--artifacts-destination",
+            str(workdir / "artifacts"),
+        ],
+        cwd=workdir,
+        stdout=open(workdir / "server.log", "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((workdir / "server.log").read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("mlflow server did not start: " + (workdir / "server.log").read_text()[-3000:])
