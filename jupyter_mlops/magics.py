@@ -90,9 +90,7 @@ def _status_text() -> str:
 def _runs_text(limit: int) -> str:
     if limit < 1:
         raise UsageError("%mlops runs: -n must be at least 1", USAGE)
-    session = api.active_session()
-    if session is None:
-        raise MlopsError("tracking is not running here: run %load_ext jupyter_mlops first")
+    session = api.require_session()
     note = api.flush(timeout=10.0)
     if session.drainer.session_run_id is None:
         return f"no cell runs in the store yet ({note})"
@@ -121,7 +119,8 @@ def run_line(line: str) -> str:
         params, metrics = api.log_pairs(_pairs(args.pairs))
         return f"logged params {sorted(params)} and metrics {sorted(metrics)} to this cell's run"
     if command == "tag":
-        api.set_tags(_pairs(args.pairs))
+        tags = _pairs(args.pairs)
+        api.require_session().recorder.set_tags(tags)
         return "tags set on the session run"
     if command == "runs":
         return _runs_text(args.n)

@@ -52,7 +52,9 @@ def settings_for(root: Path) -> Settings:
 def write_notebook(path: Path, cells: list[str]) -> Path:
     nb = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(src) for src in cells],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
     )
     nbformat.write(nb, path)
     return path
@@ -158,4 +160,6 @@ def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise RuntimeError("mlflow server did not start: " + (workdir / "server.log").read_text()[-3000:])
+    raise RuntimeError(
+        "mlflow server did not start: " + (workdir / "server.log").read_text()[-3000:]
+    )

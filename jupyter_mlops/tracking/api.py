@@ -19,7 +19,7 @@ def active_session() -> TrackingSession | None:
     return _active
 
 
-def _require() -> TrackingSession:
+def require_session() -> TrackingSession:
     if _active is None:
         raise MlopsError("tracking is not running here: run %load_ext jupyter_mlops first")
     return _active
@@ -55,13 +55,13 @@ def end_session(status: str = "FINISHED") -> None:
 
 def set_enabled(enabled: bool) -> bool:
     """Turn cell tracking on or off for the following cells; returns the new state."""
-    session = _require()
+    session = require_session()
     session.recorder.enabled = enabled
     return enabled
 
 
 def status() -> SessionInfo:
-    return _require().info()
+    return require_session().info()
 
 
 def _warn_untracked(what: str) -> bool:
@@ -122,7 +122,7 @@ def parse_value(text: str) -> int | float | bool | str:
 
 def log_pairs(pairs: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Log ``k=v`` pairs: numbers with metric-like names as metrics, the rest as params."""
-    session = _require()
+    session = require_session()
     metrics: dict[str, Any] = {}
     params: dict[str, Any] = {}
     for key, raw in pairs.items():
@@ -136,7 +136,7 @@ def log_pairs(pairs: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]
 
 def flush(timeout: float = 30.0) -> str:
     """Write every record of this session to the store now; a line saying how it went."""
-    session = _require()
+    session = require_session()
     answer = session.flush(timeout)
     if answer is None:
         return f"the tracking writer did not answer within {timeout:g} s; records stay queued"

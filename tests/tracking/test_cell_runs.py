@@ -26,7 +26,8 @@ CELLS = [
     'import pandas as pd\ndf = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})',  # 4
     'raise ValueError("boom")',  # 5
     "%%mlops skip\nskipped_var = 1",  # 6
-    "import jupyter_mlops\nfor i in range(3):\n    jupyter_mlops.log_metrics(train_loss=1.0 / (i + 1))\n"
+    "import jupyter_mlops\nfor i in range(3):\n"
+    "    jupyter_mlops.log_metrics(train_loss=1.0 / (i + 1))\n"
     'jupyter_mlops.log_params(optimizer="adam")\njupyter_mlops.log_metrics(bad="text")',  # 7
     "# " + "x" * 6000 + "\ny = 1",  # 8
     "%mlops off",  # 9
