@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._display import output
+from ._version import __version__
 from .config import Settings, load_settings
 from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, UsageError
+from .pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
+from .pipelines.sweep import SweepResult, run_sweep
 from .tracking.api import flush, log_metrics, log_params, set_tags
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
     "MlopsError",
     "NotFoundError",
+    "PipelineFailed",
+    "PipelineResult",
     "Settings",
     "StoreError",
+    "SweepResult",
     "UsageError",
     "__version__",
     "flush",
@@ -27,6 +32,9 @@ __all__ = [
     "load_settings",
     "log_metrics",
     "log_params",
+    "output",
+    "run_pipeline",
+    "run_sweep",
     "set_tags",
     "unload_ipython_extension",
 ]

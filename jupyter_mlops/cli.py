@@ -103,5 +103,87 @@ def ui() -> None:
 ui.help = help_text.UI
 
 
+def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected name=value, got {item!r}", param_hint=option)
+        out[key] = value
+    return out
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help=help_text.PARAM)
+@click.option(
+    "--parallel", default=1, show_default=True, type=click.IntRange(min=1), help=help_text.PARALLEL
+)
+@click.option("--no-cache", is_flag=True, help=help_text.NO_CACHE)
+@click.option("--resume", default=None, metavar="RUN_ID", help=help_text.RESUME)
+@click.option("--sweep", multiple=True, metavar="NAME=V1,V2", help=help_text.SWEEP)
+@click.option("--kernel", default=None, help="Kernel to run the notebooks with (default: theirs).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_errors_to_exit
+def run(
+    pipeline: str,
+    params: tuple[str, ...],
+    parallel: int,
+    no_cache: bool,
+    resume: str | None,
+    sweep: tuple[str, ...],
+    kernel: str | None,
+    quiet: bool,
+) -> None:
+    from .pipelines.runner import run_pipeline
+    from .pipelines.sweep import parse_sweep, run_sweep
+
+    overrides = _pairs(params, "-p")
+    if sweep:
+        if resume:
+            raise click.BadParameter("cannot be combined with --sweep", param_hint="--resume")
+        result = run_sweep(
+            pipeline,
+            overrides,
+            parse_sweep(list(sweep)),
+            parallel=parallel,
+            use_cache=not no_cache,
+            progress=not quiet,
+            kernel_name=kernel,
+        )
+        click.echo(result.table())
+        for failure in result.failures:
+            click.echo(f"error: {failure}", err=True)
+        if not result.ok:
+            sys.exit(1)
+        return
+    outcome = run_pipeline(
+        pipeline,
+        overrides,
+        parallel=parallel,
+        use_cache=not no_cache,
+        resume=resume,
+        progress=not quiet,
+        kernel_name=kernel,
+    )
+    click.echo(outcome.summary())
+
+
+run.help = help_text.RUN
+
+
+@main.command()
+@click.option("-n", "limit", default=20, show_default=True, help="How many runs.")
+@click.option("--name", default=None, help="Only this pipeline.")
+@_errors_to_exit
+def pipelines(limit: int, name: str | None) -> None:
+    from .pipelines.history import format_pipeline_runs, pipeline_runs
+
+    click.echo(format_pipeline_runs(pipeline_runs(load_settings(), name=name, limit=limit)))
+
+
+pipelines.help = help_text.PIPELINES
+
+
 if __name__ == "__main__":
     main()

@@ -17,3 +17,13 @@ DRAIN = (
     "store (a store that was down, a kernel that crashed)."
 )
 UI = "Print the command that opens the MLflow UI on this project's store."
+RUN = (
+    "Run a pipeline.yaml: its notebook steps with papermill as a DAG, each a tracked run, "
+    "unchanged steps from cache."
+)
+PIPELINES = "List past pipeline runs, newest first."
+PARAM = "Override a pipeline param: -p name=value (repeatable)."
+PARALLEL = "Run up to N independent steps (or sweep configurations) at once."
+NO_CACHE = "Execute every step even when its cache key matches an earlier run."
+RESUME = "Re-run a failed pipeline run: finished steps are reused, the rest run again."
+SWEEP = "Sweep a param over values: --sweep lr=0.01,0.1 (repeatable; a grid)."

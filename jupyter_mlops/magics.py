@@ -16,7 +16,11 @@ from .exceptions import MlopsError, UsageError
 from .tracking import api
 from .tracking.queries import cell_runs, format_table
 
-USAGE = "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],flush,help}"
+USAGE = (
+    "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],flush,"
+    "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2],"
+    "pipelines [-n N],help}"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help=help_text.RUNS, add_help=False)
     runs.add_argument("-n", type=int, default=10, metavar="N")
     sub.add_parser("flush", help=help_text.FLUSH, add_help=False)
+    run = sub.add_parser("run", help=help_text.RUN, add_help=False)
+    run.add_argument("pipeline")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="k=v")
+    run.add_argument("--parallel", type=int, default=1)
+    run.add_argument("--no-cache", action="store_true")
+    run.add_argument("--resume", default=None)
+    run.add_argument("--sweep", action="append", default=[])
+    pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
+    pipes.add_argument("-n", type=int, default=10, metavar="N")
     sub.add_parser("help", add_help=False)
     return parser
 
@@ -64,6 +77,8 @@ def help_message() -> str:
         ("tag k=v ...", help_text.TAG),
         ("runs [-n N]", help_text.RUNS),
         ("flush", help_text.FLUSH),
+        ("run PIPELINE", help_text.RUN),
+        ("pipelines", help_text.PIPELINES),
         ("%%mlops skip", help_text.SKIP),
     ):
         lines.append(f"  {name:<14} {text}")
@@ -98,6 +113,32 @@ def _runs_text(limit: int) -> str:
     return format_table(rows)
 
 
+def _run_text(args: argparse.Namespace) -> str:
+    from .pipelines.runner import run_pipeline
+    from .pipelines.sweep import parse_sweep, run_sweep
+
+    overrides = _pairs(args.param)
+    if args.parallel < 1:
+        raise UsageError("%mlops run: --parallel must be at least 1", USAGE)
+    if args.sweep:
+        result = run_sweep(
+            args.pipeline,
+            overrides,
+            parse_sweep(args.sweep),
+            parallel=args.parallel,
+            use_cache=not args.no_cache,
+        )
+        failures = "".join(f"\nerror: {f}" for f in result.failures)
+        return result.table() + failures
+    return run_pipeline(
+        args.pipeline,
+        overrides,
+        parallel=args.parallel,
+        use_cache=not args.no_cache,
+        resume=args.resume,
+    ).summary()
+
+
 def run_line(line: str) -> str:
     """Execute one ``%mlops`` line; the text to show. Raises MlopsError on bad input."""
     try:
@@ -126,6 +167,13 @@ def run_line(line: str) -> str:
         return _runs_text(args.n)
     if command == "flush":
         return api.flush()
+    if command == "run":
+        return _run_text(args)
+    if command == "pipelines":
+        from .config import load_settings
+        from .pipelines.history import format_pipeline_runs, pipeline_runs
+
+        return format_pipeline_runs(pipeline_runs(load_settings(), limit=args.n))
     raise UsageError(f"%mlops: unknown command {command!r}", USAGE)  # pragma: no cover
 
 

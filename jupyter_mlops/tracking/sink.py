@@ -155,10 +155,11 @@ class MlflowSink:
 
     def _session_end(self, rec: Record, status: str) -> None:
         run_id = self._require_session()
-        notebook = self._session.get("notebook")
-        if notebook and Path(notebook).is_file():
-            self._client.log_artifact(run_id, notebook)
         if not self.state.session_run_external:
+            # a step run belongs to the pipeline runner, which logs the executed notebook
+            notebook = self._session.get("notebook")
+            if notebook and Path(notebook).is_file():
+                self._client.log_artifact(run_id, notebook)
             self._client.set_terminated(run_id, status, end_time=rec.get("time"))
         self.state.session_ended = True
         self._save()

@@ -1,0 +1,1 @@
+"""Notebook templates as pipeline steps: papermill DAGs with caching, lineage and sweeps."""

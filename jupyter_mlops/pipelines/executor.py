@@ -1,0 +1,95 @@
+"""Executes one step notebook with papermill in a kernel that knows its step run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Environment of a step's kernel: its cells nest under the step run, and the kernel does
+# not wait at exit for its writer (the writer outlives the kernel and finishes alone).
+STEP_ENV_RUN = "JUPYTER_MLOPS_SESSION_RUN_ID"
+STEP_ENV_NOTEBOOK = "JUPYTER_MLOPS_NOTEBOOK"
+
+
+@dataclass
+class StepFailure:
+    """Where and why a step notebook failed."""
+
+    message: str
+    cell_index: int | None = None
+    execution_count: int | None = None
+    ename: str | None = None
+    evalue: str | None = None
+
+    def describe(self) -> str:
+        where = ""
+        if self.cell_index is not None:
+            where = f" in cell {self.cell_index}"
+            if self.execution_count is not None:
+                where += f" (execution count {self.execution_count})"
+        return f"{where}: {self.message}"
+
+
+def _kernel_manager_class(extra_env: dict[str, str]) -> type:
+    """An AsyncKernelManager that starts its kernel with ``extra_env`` on top of ours.
+
+    A per-step class rather than ``os.environ`` so that parallel steps never see each
+    other's run ids.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class StepKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra_env}
+            await super().start_kernel(**kw)
+
+    return StepKernelManager
+
+
+def execute_step_notebook(
+    template: Path,
+    output: Path,
+    parameters: dict[str, Any],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    kernel_name: str | None = None,
+    timeout: float | None = None,
+) -> StepFailure | None:
+    """Run ``template`` into ``output``; None on success, else what failed.
+
+    The executed notebook is written even when a cell fails (papermill marks the failing
+    cell and saves before raising).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            str(template),
+            str(output),
+            parameters=parameters,
+            cwd=str(cwd),
+            kernel_name=kernel_name,
+            progress_bar=False,
+            execution_timeout=timeout,
+            kernel_manager_class=_kernel_manager_class(env),
+        )
+    except PapermillExecutionError as err:
+        return StepFailure(
+            message=f"{err.ename}: {err.evalue}",
+            cell_index=err.cell_index,
+            execution_count=err.exec_count,
+            ename=err.ename,
+            evalue=err.evalue,
+        )
+    except Exception as err:  # a dead kernel, a timeout, a notebook papermill cannot read
+        name = type(err).__name__
+        message = str(err).strip().splitlines()[0] if str(err).strip() else name
+        if name == "DeadKernelError":
+            message = f"the kernel died ({message})"
+        return StepFailure(message=f"{name}: {message}", ename=name, evalue=str(err)[:1000])
+    return None
