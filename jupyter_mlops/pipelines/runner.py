@@ -76,7 +76,12 @@ class PipelineResult:
         if step is None or step.error is None:
             return f"pipeline {self.name!r} {self.status}"
         skipped = [s.name for s in self.steps.values() if s.status == "SKIPPED"]
-        text = f"pipeline {self.name!r} failed: step {step.name!r}{step.error.describe()}"
+        detail = step.error.describe()
+        if step.error.cell_index is None and f"step {step.name!r}" in detail:
+            detail = detail.lstrip(": ")  # the message already names the step
+        else:
+            detail = f"step {step.name!r}{detail}"
+        text = f"pipeline {self.name!r} failed: {detail}"
         if step.notebook:
             text += f"\nexecuted notebook: {step.notebook}"
         if skipped:
@@ -85,9 +90,10 @@ class PipelineResult:
         return text
 
     def summary(self) -> str:
-        lines = [
+        lines = [f"warning: {w}" for w in self.warnings]
+        lines.append(
             f"pipeline {self.name!r} run {self.run_id}: {self.status} in {self.duration_s:.1f} s"
-        ]
+        )
         for step in self.steps.values():
             note = ""
             if step.status in ("CACHED", "REUSED") and step.reused_run_id:
@@ -158,6 +164,7 @@ class _Run:
         }
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=spec.name)
         self.run_id: str = run.info.run_id
+        self._log_params(self.run_id, params)
         self.executed_dir = settings.state_dir / "pipelines" / self.run_id
 
     # -- one step ---------------------------------------------------------------------------
@@ -171,8 +178,6 @@ class _Run:
         return hashes
 
     def _start_step_run(self, name: str, key: str, values: dict[str, Any], **tags: str) -> str:
-        from mlflow.entities import Param
-
         step = self.spec.steps[name]
         run = self.client.create_run(
             self.experiment_id,
@@ -187,10 +192,15 @@ class _Run:
             },
             run_name=name,
         )
+        self._log_params(run.info.run_id, values)
+        return str(run.info.run_id)
+
+    def _log_params(self, run_id: str, values: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
         params = [Param(k, str(v)[:6000]) for k, v in values.items()]
         for i in range(0, len(params), 100):
-            self.client.log_batch(run.info.run_id, params=params[i : i + 100])
-        return str(run.info.run_id)
+            self.client.log_batch(run_id, params=params[i : i + 100])
 
     def _finish_step_run(self, run_id: str, outputs: dict[str, Any], status: str) -> None:
         from mlflow.entities import Metric, RunTag
