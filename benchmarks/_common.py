@@ -13,9 +13,11 @@ from typing import Any
 def fresh_project(prefix: str) -> Path:
     """A new empty project directory (an empty ``mlops.yaml`` makes it the project root).
 
-    ``MLFLOW_TRACKING_URI`` is dropped so the project's embedded SQLite store is used.
+    ``MLFLOW_TRACKING_URI`` is dropped so the project's embedded SQLite store is used, and
+    MLflow's own log lines are limited to warnings.
     """
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
     root = Path(tempfile.mkdtemp(prefix=f"jupyter-mlops-{prefix}-")).resolve()
     (root / "mlops.yaml").write_text("")

@@ -27,3 +27,7 @@ PARALLEL = "Run up to N independent steps (or sweep configurations) at once."
 NO_CACHE = "Execute every step even when its cache key matches an earlier run."
 RESUME = "Re-run a failed pipeline run: finished steps are reused, the rest run again."
 SWEEP = "Sweep a param over values: --sweep lr=0.01,0.1 (repeatable; a grid)."
+TEMPLATE = (
+    "Turn this notebook into templates/NAME.ipynb: the params tracked in this session that it "
+    "sets with plain assignments move into a cell tagged 'parameters'."
+)

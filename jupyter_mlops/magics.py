@@ -19,7 +19,7 @@ from .tracking.queries import cell_runs, format_table
 USAGE = (
     "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],flush,"
     "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2],"
-    "pipelines [-n N],help}"
+    "pipelines [-n N],template NAME [--force],help}"
 )
 
 
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true")
     run.add_argument("--resume", default=None)
     run.add_argument("--sweep", action="append", default=[])
+    template = sub.add_parser("template", help=help_text.TEMPLATE, add_help=False)
+    template.add_argument("name")
+    template.add_argument("--force", action="store_true")
     pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
     pipes.add_argument("-n", type=int, default=10, metavar="N")
     sub.add_parser("help", add_help=False)
@@ -79,6 +82,7 @@ def help_message() -> str:
         ("flush", help_text.FLUSH),
         ("run PIPELINE", help_text.RUN),
         ("pipelines", help_text.PIPELINES),
+        ("template NAME", help_text.TEMPLATE),
         ("%%mlops skip", help_text.SKIP),
     ):
         lines.append(f"  {name:<14} {text}")
@@ -111,6 +115,21 @@ def _runs_text(limit: int) -> str:
         return f"no cell runs in the store yet ({note})"
     rows = cell_runs(session.settings, session_run_id=session.drainer.session_run_id, limit=limit)
     return format_table(rows)
+
+
+def _template_text(name: str, force: bool) -> str:
+    from .pipelines.templating import make_template
+
+    session = api.require_session()
+    if session.notebook is None:
+        raise MlopsError(
+            "this kernel does not know its notebook file (run it from JupyterLab, or set "
+            "JUPYTER_MLOPS_NOTEBOOK)"
+        )
+    path, names = make_template(
+        session.settings, session.notebook, name, api.tracked_params(), force=force
+    )
+    return f"wrote {session.settings.relative(path)} with parameters {', '.join(names)}"
 
 
 def _run_text(args: argparse.Namespace) -> str:
@@ -169,6 +188,8 @@ def run_line(line: str) -> str:
         return api.flush()
     if command == "run":
         return _run_text(args)
+    if command == "template":
+        return _template_text(args.name, args.force)
     if command == "pipelines":
         from .config import load_settings
         from .pipelines.history import format_pipeline_runs, pipeline_runs

@@ -143,3 +143,11 @@ def flush(timeout: float = 30.0) -> str:
     if not answer.get("ok"):
         return "the tracking store is unavailable; records stay in the journal and will be replayed"
     return f"all {session.recorder.recorded} cell records of this session are in the store"
+
+
+def tracked_params() -> dict[str, Any]:
+    """The latest value of every param this session logged."""
+    out: dict[str, Any] = {}
+    for record in require_session().recorder.recent:
+        out.update(record.get("params") or {})
+    return out

@@ -63,11 +63,21 @@ class JournalDrainer:
     def drain(self) -> int:
         """Apply every complete record not yet applied; raise on the first store failure."""
         applied = 0
-        for end, record in read_records(self.paths.journal, self.state.offset):
-            self.sink.apply(record)
-            self.state.offset = end
+        records = read_records(self.paths.journal, self.state.offset)
+        if not records:
+            return 0
+        # progress is saved once per batch, and on failure, not per record: the state file
+        # is rewritten far less often and the pending run ids still make retries safe
+        try:
+            for end, record in records:
+                if record.get("type") == "session_end":
+                    self.sink.flush_session_metrics()
+                self.sink.apply(record)
+                self.state.offset = end
+                applied += 1
+            self.sink.flush_session_metrics()
+        finally:
             self._save()
-            applied += 1
         return applied
 
     def finish_if_gone(self) -> bool:

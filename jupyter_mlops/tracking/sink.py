@@ -88,6 +88,7 @@ class MlflowSink:
         self.state = state
         self._save = save_state
         self._client = store.client(settings)
+        self._session_metrics: list[Any] = []
 
     @property
     def _session(self) -> Record:
@@ -217,17 +218,21 @@ class MlflowSink:
             )
             run_id = run.info.run_id
             self.state.pending[rec["id"]] = run_id
-            self._save()
 
         params = [Param(k, str(v)) for k, v in (rec.get("params") or {}).items()]
         metrics = [
             Metric(name, float(value), int(ts), int(step))
             for name, value, step, ts in rec.get("metrics") or []
         ]
+        session_metrics = list(metrics)
         metrics.append(Metric("mlops.duration_s", rec["duration_s"], rec["end"], 0))
-        for i in range(0, len(params), _MAX_PARAMS):
-            client.log_batch(run_id, params=params[i : i + _MAX_PARAMS])
-        for i in range(0, len(metrics), _MAX_METRICS):
+        # one call for the usual cell; MLflow caps a batch at 100 params and 1000 entities
+        first_params, more_params = params[:_MAX_PARAMS], params[_MAX_PARAMS:]
+        room = _MAX_METRICS - len(first_params)
+        client.log_batch(run_id, params=first_params, metrics=metrics[:room])
+        for i in range(0, len(more_params), _MAX_PARAMS):
+            client.log_batch(run_id, params=more_params[i : i + _MAX_PARAMS])
+        for i in range(room, len(metrics), _MAX_METRICS):
             client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS])
         if rec.get("datasets"):
             client.log_inputs(run_id, datasets=[self._dataset_input(d) for d in rec["datasets"]])
@@ -235,11 +240,21 @@ class MlflowSink:
         if len(source) > self.settings.tracking.source_tag_limit:
             self._log_text(run_id, source, "cell_source.py")
         client.set_terminated(run_id, rec["status"], end_time=rec["end"])
-        # the session run carries every metric as a history across cells
-        session_metrics = [m for m in metrics if m.key != "mlops.duration_s"]
-        for i in range(0, len(session_metrics), _MAX_METRICS):
-            client.log_batch(self._require_session(), metrics=session_metrics[i : i + _MAX_METRICS])
         self.state.pending.pop(rec["id"], None)
+        # the session run carries every metric as a history across cells, written per batch
+        self._session_metrics.extend(session_metrics)
+
+    def flush_session_metrics(self) -> None:
+        """Write the session run's metric history gathered since the last call."""
+        pending, self._session_metrics = self._session_metrics, []
+        try:
+            for i in range(0, len(pending), _MAX_METRICS):
+                self._client.log_batch(
+                    self._require_session(), metrics=pending[i : i + _MAX_METRICS]
+                )
+        except Exception:
+            self._session_metrics = pending + self._session_metrics
+            raise
 
     def _log_text(self, run_id: str, text: str, name: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
