@@ -8,6 +8,7 @@ first rows. It never scans the whole namespace and never imports pandas or MLflo
 from __future__ import annotations
 
 import ast
+import contextvars
 import hashlib
 import math
 import numbers
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+_HAS_WALRUS: contextvars.ContextVar[bool] = contextvars.ContextVar("has_walrus", default=True)
 
 #: Rows of a DataFrame hashed for its digest (MLflow's own pandas digest uses the same cap).
 DIGEST_ROWS = 10_000
@@ -43,6 +46,8 @@ def _target_names(node: ast.AST, out: list[str]) -> None:
 
 
 def _walrus_names(node: ast.AST, out: list[str]) -> None:
+    if not _HAS_WALRUS.get():
+        return  # walking every expression is most of the parse cost; skip when there is no :=
     for sub in ast.walk(node):
         if isinstance(sub, ast.NamedExpr):
             _target_names(sub.target, out)
@@ -86,7 +91,11 @@ def _names_from_python(source: str) -> tuple[str, ...] | None:
     except (SyntaxError, ValueError):
         return None
     out: list[str] = []
-    _stmt_names(tree.body, out)
+    token = _HAS_WALRUS.set(":=" in source)
+    try:
+        _stmt_names(tree.body, out)
+    finally:
+        _HAS_WALRUS.reset(token)
     # keep first-binding order, drop private names
     return tuple(dict.fromkeys(n for n in out if not n.startswith("_")))
 

@@ -13,6 +13,7 @@ next drain (the next ``%load_ext``, ``jupyter mlops flush``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -249,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project", required=True)
     parser.add_argument("--session", required=True)
     args = parser.parse_args(argv)
+    # background work: the user's kernel gets the CPU first
+    with contextlib.suppress(OSError):
+        os.nice(10)
     _quiet()
     run(load_settings(args.project), args.session, _stdin_reader)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import os
 import re
 import sys
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -196,7 +196,7 @@ class CellRecorder:
         status, error = _status(result)
         record: Record = {
             "type": "cell",
-            "id": uuid.uuid4().hex,
+            "id": os.urandom(16).hex(),
             "session": self.session_id,
             "start": _millis(cell.start),
             "end": end_ms,
