@@ -12,27 +12,44 @@ from ._display import output
 from ._version import __version__
 from .config import Settings, load_settings
 from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, UsageError
+from .packaging.package import PackagedModel, package
 from .pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
 from .pipelines.sweep import SweepResult, run_sweep
+from .registry.service import (
+    PromotionRefused,
+    history,
+    models,
+    promote,
+    register,
+    rollback,
+)
 from .tracking.api import flush, log_metrics, log_params, set_tags
 
 __all__ = [
     "ConfigError",
     "MlopsError",
     "NotFoundError",
+    "PackagedModel",
     "PipelineFailed",
     "PipelineResult",
+    "PromotionRefused",
     "Settings",
     "StoreError",
     "SweepResult",
     "UsageError",
     "__version__",
     "flush",
+    "history",
     "load_ipython_extension",
     "load_settings",
     "log_metrics",
     "log_params",
+    "models",
     "output",
+    "package",
+    "promote",
+    "register",
+    "rollback",
     "run_pipeline",
     "run_sweep",
     "set_tags",

@@ -185,5 +185,63 @@ def pipelines(limit: int, name: str | None) -> None:
 pipelines.help = help_text.PIPELINES
 
 
+@main.command()
+@click.argument("uri")
+@click.option("--name", required=True, help="Registered model name.")
+@_errors_to_exit
+def register(uri: str, name: str) -> None:
+    from .registry.service import register as register_model
+
+    version = register_model(uri, name)
+    click.echo(f"registered {version.name} version {version.version} from {version.source}")
+
+
+register.help = help_text.REGISTER
+
+
+@main.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--reason", default="", help="Why; required with --force.")
+@click.option("--force", is_flag=True, help="Move the alias even if gates fail.")
+@_errors_to_exit
+def promote(name: str, version: str, alias: str, reason: str, force: bool) -> None:
+    from .registry.service import promote as promote_version
+
+    click.echo(promote_version(name, version, alias, reason, force=force).summary())
+
+
+promote.help = help_text.PROMOTE
+
+
+@main.command()
+@click.argument("name")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--reason", default="")
+@_errors_to_exit
+def rollback(name: str, alias: str, reason: str) -> None:
+    from .registry.service import rollback as rollback_alias
+
+    move = rollback_alias(name, alias, reason)
+    click.echo(f"{name}@{alias} rolled back from v{move.from_version} to v{move.to_version}")
+
+
+rollback.help = help_text.ROLLBACK
+
+
+@main.command()
+@click.argument("name", required=False)
+@_errors_to_exit
+def models(name: str | None) -> None:
+    from .registry.service import format_models
+    from .registry.service import models as list_models
+
+    click.echo(format_models(list_models(name)))
+
+
+models.help = help_text.MODELS
+
+
 if __name__ == "__main__":
     main()

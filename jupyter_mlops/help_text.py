@@ -31,3 +31,11 @@ TEMPLATE = (
     "Turn this notebook into templates/NAME.ipynb: the params tracked in this session that it "
     "sets with plain assignments move into a cell tagged 'parameters'."
 )
+PACKAGE = (
+    "Package a torch model variable as an MLflow ONNX model: export, parity check against "
+    "torch, signature and model card (--example names the input batch variable)."
+)
+REGISTER = "Register a packaged model (the last one packaged here, or a runs:/ / models:/ URI)."
+PROMOTE = "Move an alias (default champion) to a version if its gates pass; --force needs --reason."
+ROLLBACK = "Move an alias back to the version that held it before."
+MODELS = "List registered models with versions, aliases, parity and gate results."

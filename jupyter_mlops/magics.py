@@ -19,7 +19,9 @@ from .tracking.queries import cell_runs, format_table
 USAGE = (
     "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],flush,"
     "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2],"
-    "pipelines [-n N],template NAME [--force],help}"
+    "pipelines [-n N],template NAME [--force],package MODEL --example VAR [--name N],"
+    "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
+    "rollback NAME [--alias A],models [NAME],help}"
 )
 
 
@@ -64,6 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
     template = sub.add_parser("template", help=help_text.TEMPLATE, add_help=False)
     template.add_argument("name")
     template.add_argument("--force", action="store_true")
+    pkg = sub.add_parser("package", help=help_text.PACKAGE, add_help=False)
+    pkg.add_argument("model")
+    pkg.add_argument("--example", required=True)
+    pkg.add_argument("--name", default=None)
+    pkg.add_argument("--tolerance", type=float, default=1e-4)
+    pkg.add_argument("--reference", default=None)
+    reg = sub.add_parser("register", help=help_text.REGISTER, add_help=False)
+    reg.add_argument("uri", nargs="?")
+    reg.add_argument("--name", default=None)
+    pro = sub.add_parser("promote", help=help_text.PROMOTE, add_help=False)
+    pro.add_argument("name")
+    pro.add_argument("version")
+    pro.add_argument("--alias", default="champion")
+    pro.add_argument("--reason", default="")
+    pro.add_argument("--force", action="store_true")
+    rb = sub.add_parser("rollback", help=help_text.ROLLBACK, add_help=False)
+    rb.add_argument("name")
+    rb.add_argument("--alias", default="champion")
+    rb.add_argument("--reason", default="")
+    mods = sub.add_parser("models", help=help_text.MODELS, add_help=False)
+    mods.add_argument("name", nargs="?")
     pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
     pipes.add_argument("-n", type=int, default=10, metavar="N")
     sub.add_parser("help", add_help=False)
@@ -83,6 +106,11 @@ def help_message() -> str:
         ("run PIPELINE", help_text.RUN),
         ("pipelines", help_text.PIPELINES),
         ("template NAME", help_text.TEMPLATE),
+        ("package MODEL", help_text.PACKAGE),
+        ("register", help_text.REGISTER),
+        ("promote", help_text.PROMOTE),
+        ("rollback NAME", help_text.ROLLBACK),
+        ("models", help_text.MODELS),
         ("%%mlops skip", help_text.SKIP),
     ):
         lines.append(f"  {name:<14} {text}")
@@ -158,8 +186,60 @@ def _run_text(args: argparse.Namespace) -> str:
     ).summary()
 
 
-def run_line(line: str) -> str:
-    """Execute one ``%mlops`` line; the text to show. Raises MlopsError on bad input."""
+def _variable(namespace: dict[str, Any] | None, name: str, role: str) -> Any:
+    if namespace is None or name not in namespace:
+        raise UsageError(f"%mlops: no variable {name!r} in this notebook (the {role})", USAGE)
+    return namespace[name]
+
+
+def _registry_text(args: argparse.Namespace, namespace: dict[str, Any] | None) -> str:
+    from .registry import service
+
+    if args.command == "package":
+        from .packaging.package import package
+
+        packaged = package(
+            _variable(namespace, args.model, "model"),
+            _variable(namespace, args.example, "example input"),
+            name=args.name,
+            tolerance=args.tolerance,
+            reference=_variable(namespace, args.reference, "reference sample")
+            if args.reference
+            else None,
+        )
+        _last["packaged"] = packaged
+        return (
+            f"packaged {packaged.name}: {packaged.model_uri} (run {packaged.run_id})\n"
+            f"parity: max abs diff {packaged.parity['max_abs_diff']:.3g} "
+            f"<= {packaged.parity['tolerance']:g}; opset {packaged.opset}; "
+            f"{packaged.size_bytes} bytes\nnext: %mlops register"
+        )
+    if args.command == "register":
+        target = args.uri or _last.get("packaged")
+        if target is None:
+            raise UsageError("%mlops register: nothing packaged here yet; give a URI", USAGE)
+        version = service.register(target, args.name)
+        return f"registered {version.name} version {version.version} from {version.source}"
+    if args.command == "promote":
+        return service.promote(
+            args.name, args.version, args.alias, args.reason, force=args.force
+        ).summary()
+    if args.command == "rollback":
+        move = service.rollback(args.name, args.alias, args.reason)
+        return (
+            f"{args.name}@{args.alias} rolled back from v{move.from_version} to v{move.to_version}"
+        )
+    return service.format_models(service.models(args.name))
+
+
+_last: dict[str, Any] = {}
+
+
+def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
+    """Execute one ``%mlops`` line; the text to show. Raises MlopsError on bad input.
+
+    ``namespace`` is the notebook's variables, for commands that take a variable name.
+    """
     try:
         argv = shlex.split(line)
     except ValueError as err:
@@ -188,6 +268,8 @@ def run_line(line: str) -> str:
         return api.flush()
     if command == "run":
         return _run_text(args)
+    if command in ("package", "register", "promote", "rollback", "models"):
+        return _registry_text(args, namespace)
     if command == "template":
         return _template_text(args.name, args.force)
     if command == "pipelines":
@@ -208,7 +290,7 @@ class MlopsMagics(Magics):
             if cell is not None:
                 self._cell(line, cell)
                 return
-            print(run_line(line))
+            print(run_line(line, self.shell.user_ns if self.shell is not None else None))
         except MlopsError as err:
             print(str(err))
 

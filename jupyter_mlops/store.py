@@ -173,3 +173,12 @@ def ui_command(settings: Settings) -> str:
         f"{prefix}mlflow ui --backend-store-uri {settings.tracking_uri} "
         f"--default-artifact-root {settings.artifact_root.as_uri()} --host 127.0.0.1"
     )
+
+
+def use_fluent(settings: Settings) -> None:
+    """Point MLflow's fluent API (``mlflow.start_run``, ``log_model``) at the same store."""
+    import mlflow
+
+    client(settings)  # the schema, WAL and pragmas first
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)

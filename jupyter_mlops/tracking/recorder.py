@@ -36,6 +36,7 @@ class _CellInFlight:
     raw: str
     cell_id: str | None
     skip: bool
+    record_id: str = field(default_factory=lambda: os.urandom(16).hex())
     params: dict[str, Any] = field(default_factory=dict)
     metrics: list[list[Any]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
@@ -169,6 +170,11 @@ class CellRecorder:
             {"type": "session_tags", "session": self.session_id, "tags": dict(tags)}
         )
 
+    @property
+    def current_record_id(self) -> str | None:
+        """Id of the record the running cell will become (tag ``mlops.record_id``)."""
+        return self._current.record_id if self._current is not None else None
+
     def is_metric(self, name: str) -> bool:
         return self._is_metric(name)
 
@@ -196,7 +202,7 @@ class CellRecorder:
         status, error = _status(result)
         record: Record = {
             "type": "cell",
-            "id": os.urandom(16).hex(),
+            "id": cell.record_id,
             "session": self.session_id,
             "start": _millis(cell.start),
             "end": end_ms,

@@ -1,0 +1,295 @@
+"""``package()``: a trained model becomes an MLflow ONNX model with parity, signature and card.
+
+Everything that can fail (export, checker, parity) happens in a scratch directory before
+anything is written to MLflow, so a failed packaging leaves no half-logged model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import store
+from ..config import Settings, load_settings
+from ..tracking.session import INTERACTIVE_EXPERIMENT
+from .card import model_card
+from .errors import PackagingError
+from .export import as_inputs, check_runs, export_onnx, require
+from .parity import ParityReport, check_parity
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+#: rows of the training inputs kept as the reference sample for drift checks
+REFERENCE_ROWS = 5000
+
+_ONNX_TYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
+               9: "bool", 10: "float16", 11: "float64"}  # fmt: skip
+
+
+@dataclass
+class PackagedModel:
+    """A packaged model: where it is and why it can be trusted."""
+
+    name: str
+    model_uri: str
+    run_id: str
+    path: str
+    signature: dict[str, Any]
+    parity: dict[str, Any]
+    opset: int
+    size_bytes: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Lineage:
+    experiment_id: str
+    parent_run_id: str | None
+    notebook: str | None
+    cell_record_id: str | None
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    datasets: list[dict[str, Any]]
+
+
+def _lineage(settings: Settings) -> _Lineage:
+    """Where the model comes from: the running step, or this kernel's tracked session."""
+    from ..tracking import api
+
+    client = store.client(settings)
+    params: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
+    datasets: list[dict[str, Any]] = []
+    record_id = None
+    notebook = None
+    session = api.active_session()
+    if session is not None:
+        for record in session.recorder.recent:
+            params.update(record.get("params") or {})
+            for name, value, *_ in record.get("metrics") or []:
+                metrics[name] = value
+            datasets.extend(record.get("datasets") or [])
+        record_id = session.recorder.current_record_id
+        notebook = settings.relative(session.notebook) if session.notebook else None
+    step_run = os.environ.get("JUPYTER_MLOPS_SESSION_RUN_ID")
+    if step_run:
+        run = client.get_run(step_run)
+        params = {**run.data.params, **params}
+        return _Lineage(
+            run.info.experiment_id, step_run, notebook, record_id, params, metrics, datasets
+        )
+    if session is not None:
+        session.flush(timeout=30)  # learn the session run's id
+        if session.drainer.session_run_id and session.drainer.experiment_id:
+            return _Lineage(
+                session.drainer.experiment_id,
+                session.drainer.session_run_id,
+                notebook,
+                record_id,
+                params,
+                metrics,
+                datasets,
+            )
+    experiment = store.get_or_create_experiment(settings, INTERACTIVE_EXPERIMENT)
+    return _Lineage(experiment, None, notebook, record_id, params, metrics, datasets)
+
+
+def _signature(proto: Any) -> dict[str, Any]:
+    def specs(values: Any) -> list[dict[str, Any]]:
+        out = []
+        for v in values:
+            tensor = v.type.tensor_type
+            shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+            out.append(
+                {
+                    "name": v.name,
+                    "dtype": _ONNX_TYPES.get(tensor.elem_type, str(tensor.elem_type)),
+                    "shape": [-1 if isinstance(d, str) else d for d in shape],
+                }
+            )
+        return out
+
+    return {"inputs": specs(proto.graph.input), "outputs": specs(proto.graph.output)}
+
+
+def _reference_frame(reference: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(reference, pd.DataFrame):
+        frame = reference
+    else:
+        if type(reference).__module__.startswith("torch"):
+            reference = reference.detach().cpu().numpy()
+        array = np.asarray(reference)
+        if array.ndim == 1:
+            array = array.reshape(-1, 1)
+        if array.ndim != 2:
+            raise PackagingError(
+                f"reference sample must be a table (2-D), got an array of shape {array.shape}"
+            )
+        frame = pd.DataFrame(array, columns=[f"f{i}" for i in range(array.shape[1])])
+    if len(frame) > REFERENCE_ROWS:
+        frame = frame.sample(REFERENCE_ROWS, random_state=0)
+    return frame
+
+
+def package(
+    model: Any,
+    example_input: Any,
+    name: str | None = None,
+    tolerance: float = 1e-4,
+    *,
+    reference: Any = None,
+    metrics: dict[str, float] | None = None,
+    settings: Settings | None = None,
+) -> PackagedModel:
+    """Export a ``torch.nn.Module`` to ONNX, check parity, log it as an MLflow model.
+
+    ``example_input`` is a batch (a tensor or array, or a tuple of them for several inputs).
+    ``reference`` is a sample of the training inputs kept for drift checks; ``metrics`` are
+    recorded on the package run for promotion gates (the session's tracked metrics are
+    recorded too).
+
+    >>> packaged = jupyter_mlops.package(model, X_test[:8], name="digits")  # doctest: +SKIP
+    >>> packaged.parity["max_abs_diff"]  # doctest: +SKIP
+    1.2e-07
+    """
+    torch = require("torch", "torch")
+    if not isinstance(model, torch.nn.Module):
+        raise PackagingError(
+            f"package() takes a torch.nn.Module, got {type(model).__module__}."
+            f"{type(model).__name__}"
+        )
+    name = name or type(model).__name__.lower()
+    if not _NAME.match(name):
+        raise PackagingError(f"model name {name!r}: use letters, digits, '.', '_' and '-'")
+    if tolerance < 0:
+        raise PackagingError(f"tolerance must be >= 0, got {tolerance}")
+    settings = settings or load_settings()
+    inputs = as_inputs(example_input)
+    was_training = model.training
+    model.eval()
+    try:
+        check_runs(model, inputs)
+        input_names = ["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))]
+        outputs = check_runs(model, inputs)
+        n_out = len(outputs) if isinstance(outputs, (tuple, list)) else 1
+        output_names = ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]
+        scratch = Path(tempfile.mkdtemp(prefix="jupyter-mlops-package-"))
+        try:
+            onnx_path = scratch / "model.onnx"
+            proto = export_onnx(model, inputs, onnx_path, input_names, output_names)
+            parity = check_parity(model, onnx_path, inputs, input_names, tolerance)
+            ref = _reference_frame(reference) if reference is not None else None
+            return _log(settings, name, proto, onnx_path, inputs, parity, ref, metrics or {})
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    finally:
+        model.train(was_training)
+
+
+def _log(
+    settings: Settings,
+    name: str,
+    proto: Any,
+    onnx_path: Path,
+    inputs: tuple[Any, ...],
+    parity: ParityReport,
+    reference: Any,
+    extra_metrics: dict[str, float],
+) -> PackagedModel:
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    lineage = _lineage(settings)
+    client = store.client(settings)
+    store.use_fluent(settings)
+    signature = _signature(proto)
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    size = onnx_path.stat().st_size
+    metrics = {**lineage.metrics, **{k: float(v) for k, v in extra_metrics.items()}}
+    tags = {
+        "mlops.kind": "package",
+        "mlops.model_name": name,
+        "mlops.parity_passed": str(parity.passed).lower(),
+        "mlops.parity": json.dumps(parity.to_dict()),
+        "mlops.signature": json.dumps(signature)[:8000],
+    }
+    if lineage.parent_run_id:
+        tags["mlflow.parentRunId"] = lineage.parent_run_id
+    if lineage.cell_record_id:
+        tags["mlops.cell_record_id"] = lineage.cell_record_id
+    if lineage.notebook:
+        tags["mlflow.source.name"] = lineage.notebook
+        tags["mlflow.source.type"] = "NOTEBOOK"
+    run = client.create_run(lineage.experiment_id, tags=tags, run_name=f"package {name}")
+    run_id = run.info.run_id
+    try:
+        now = int(time.time() * 1000)
+        params = [Param(k, str(v)[:6000]) for k, v in list(lineage.params.items())[:100]]
+        logged = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        logged += [
+            Metric("mlops.parity_max_abs_diff", parity.max_abs_diff, now, 0),
+            Metric("mlops.parity_max_rel_diff", parity.max_rel_diff, now, 0),
+        ]
+        client.log_batch(run_id, metrics=logged, params=params)
+        import mlflow.onnx
+        from mlflow.models import infer_signature
+
+        feed = {n: t[:5].numpy() for n, t in zip([i.name for i in proto.graph.input], inputs)}
+        example = next(iter(feed.values())) if len(feed) == 1 else feed
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.onnx.log_model(
+                onnx_model=proto,
+                name="model",
+                signature=infer_signature(example),
+                input_example=example,
+                onnx_execution_providers=["CPUExecutionProvider"],
+            )
+        card = model_card(
+            name=name,
+            source_run_id=lineage.parent_run_id or run_id,
+            notebook=lineage.notebook,
+            cell_record_id=lineage.cell_record_id,
+            params=lineage.params,
+            metrics=metrics,
+            datasets=lineage.datasets,
+            parity=parity.to_dict(),
+            signature=signature,
+            opset=opset,
+            size_bytes=size,
+        )
+        client.log_text(run_id, card, "model_card.md")
+        if reference is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                ref_path = Path(tmp) / "reference.parquet"
+                reference.to_parquet(ref_path)
+                client.log_artifact(run_id, str(ref_path))
+        keep = settings.state_dir / "packages" / run_id
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(onnx_path, keep / "model.onnx")
+        client.set_terminated(run_id, "FINISHED")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return PackagedModel(
+        name=name,
+        model_uri=info.model_uri,
+        run_id=run_id,
+        path=str(keep / "model.onnx"),
+        signature=signature,
+        parity=parity.to_dict(),
+        opset=opset,
+        size_bytes=size,
+        metrics=metrics,
+    )

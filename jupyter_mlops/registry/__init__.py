@@ -1,0 +1,1 @@
+"""The MLflow model registry with promotion gates, an alias history and rollback."""
