@@ -300,7 +300,10 @@ def rollback(
     holder = _holder(client, name, alias)
     if holder is None:
         raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-    moves = [m for m in history(name, settings=settings) if m.alias == alias]
+    # walk back along promotions, so a second rollback goes further back, not forward again
+    moves = [
+        m for m in history(name, settings=settings) if m.alias == alias and m.kind == "promote"
+    ]
     landing = next((m for m in reversed(moves) if m.to_version == str(holder.version)), None)
     if landing is None or landing.from_version is None:
         raise MlopsError(
