@@ -20,7 +20,7 @@ def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
     shutil.copytree(TEMPLATES, project / "templates")
     path = project / "templates" / "pipeline.yaml"
     result = run_pipeline(path, {"epochs": "4"}, parallel=2, progress=False)
-    assert [s.status for s in result.steps.values()] == ["FINISHED"] * 4
+    assert [s.status for s in result.steps.values()] == ["FINISHED"] * 6
     ingest = result.steps["ingest"].outputs
     assert ingest["n_train"] == 1437
     assert (project / ingest["train_path"]).is_file()
@@ -28,9 +28,16 @@ def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
     assert result.steps["validate"].outputs == {"rows_checked": 1797}
     accuracy = result.steps["evaluate"].outputs["test_accuracy"]
     assert 0.8 < accuracy <= 1.0
+    assert result.steps["package"].outputs["parity_max_abs_diff"] < 1e-4
+    assert result.steps["register"].outputs == {"version": 1, "promoted": True}
 
     drain(project)
     client = store.client(settings_for(project))
+    staging = client.get_model_version_by_alias("digits", "staging")
+    assert str(staging.version) == "1"
+    [package_run] = runs_of_kind(project, "package")
+    assert package_run.data.tags["mlflow.parentRunId"] == result.steps["package"].run_id
+    assert package_run.data.metrics["test_accuracy"] == accuracy
     train_step = result.steps["train"].run_id
     train_cells = [
         c for c in runs_of_kind(project, "cell") if c.data.tags["mlflow.parentRunId"] == train_step
@@ -56,6 +63,8 @@ def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
         "validate": "CACHED",
         "train": "CACHED",
         "evaluate": "FAILED",
+        "package": "SKIPPED",
+        "register": "SKIPPED",
     }
     assert "is below min_accuracy 0.9999" in str(err.value)
 
