@@ -1,0 +1,1 @@
+"""Serving registered models: a model server process, deployments, traffic and capture."""

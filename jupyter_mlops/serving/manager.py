@@ -1,0 +1,435 @@
+"""Deployments: start, list, re-weight, switch and stop model server processes.
+
+State lives in ``.mlops/deployments/<id>/``: ``deployment.json`` (what the server serves,
+re-read live), ``state.json`` (pid, url, spec), ``server.log`` and the downloaded versions.
+Captured requests go to ``.mlops/inference/<id>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings, load_settings
+from ..exceptions import MlopsError, NotFoundError
+from .config_file import read_config, write_config
+from .follow import download_version
+
+READY_TIMEOUT = 60.0
+_SPEC = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:@(?P<alias>[A-Za-z_][\w-]*)|/(?P<version>\d+))?$"
+)
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class DeploymentError(MlopsError):
+    """A deployment cannot be started or changed."""
+
+
+@dataclass
+class Deployment:
+    """A running (or stopped) model server."""
+
+    id: str
+    model: str
+    spec: str
+    url: str
+    host: str
+    port: int
+    pid: int
+    versions: list[str]
+    weights: dict[str, float]
+    follow: str | None = None
+    status: str = "running"
+    created: float = field(default_factory=time.time)
+    token: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("token", None)
+        return data
+
+
+def _root(settings: Settings) -> Path:
+    return settings.state_dir / "deployments"
+
+
+def _dir(settings: Settings, deployment_id: str) -> Path:
+    if not _ID.match(deployment_id):
+        raise NotFoundError(f"no deployment {deployment_id!r}")
+    return _root(settings) / deployment_id
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
+    """``name@alias``, ``name/3`` or ``name`` (= ``name@champion``)."""
+    found = _SPEC.match(spec.strip())
+    if not found:
+        raise DeploymentError(f"model spec {spec!r}: write it as name@alias or name/version")
+    alias = found.group("alias")
+    version = found.group("version")
+    if alias is None and version is None:
+        alias = "champion"
+    return found.group("name"), alias, version
+
+
+def resolve_version(settings: Settings, spec: str) -> tuple[str, str, str | None]:
+    """(model name, version, alias or None) of a spec, from the registry."""
+    from .. import store
+    from ..registry.service import _holder, _model, _version
+
+    name, alias, version = parse_spec(spec)
+    client = store.client(settings)
+    _model(client, name)
+    if version is not None:
+        return name, str(_version(client, name, version).version), None
+    assert alias is not None
+    holder = _holder(client, name, alias)
+    if holder is None:
+        raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+    return name, str(holder.version), alias
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _get(url: str, token: str | None = None, timeout: float = 2.0) -> Any:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = response.read()
+    return json.loads(body) if body.strip().startswith((b"{", b"[")) else body.decode()
+
+
+def _load_state(directory: Path) -> Deployment:
+    data = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+    return Deployment(**data)
+
+
+def _save_state(directory: Path, deployment: Deployment) -> None:
+    tmp = directory / "state.json.tmp"
+    tmp.write_text(json.dumps(asdict(deployment), indent=1), encoding="utf-8")
+    os.replace(tmp, directory / "state.json")
+
+
+def _fetch(settings: Settings, directory: Path, name: str, version: str) -> str:
+    path = download_version(
+        settings.tracking_uri,
+        settings.registry_uri,
+        name,
+        version,
+        directory / "versions" / version,
+    )
+    return str(path.relative_to(directory))
+
+
+def _log_tail(directory: Path) -> str:
+    try:
+        return (directory / "server.log").read_text(encoding="utf-8")[-2000:]
+    except OSError:
+        return ""
+
+
+def deploy(
+    spec: str,
+    *,
+    canary: str | None = None,
+    canary_weight: float = 0.1,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    follow: bool = False,
+    name: str | None = None,
+    capture: bool = True,
+    settings: Settings | None = None,
+) -> Deployment:
+    """Serve ``spec`` (``digits@champion``) as a REST endpoint; returns once it is ready.
+
+    ``canary`` (another spec) takes ``canary_weight`` of the traffic. ``follow=True`` keeps a
+    ``name@alias`` deployment on whatever version the alias points to. A host other than
+    127.0.0.1 gets a bearer token (in the returned ``Deployment``).
+
+    >>> d = jupyter_mlops.deploy("digits@champion")  # doctest: +SKIP
+    >>> d.url  # doctest: +SKIP
+    'http://127.0.0.1:40123'
+    """
+    settings = settings or load_settings()
+    model, version, alias = resolve_version(settings, spec)
+    weights = {version: 1.0}
+    if canary:
+        if not 0 < canary_weight < 1:
+            raise DeploymentError(f"canary weight must be between 0 and 1, got {canary_weight}")
+        canary_model, canary_version, _ = resolve_version(settings, canary)
+        if canary_model != model:
+            raise DeploymentError(f"a canary must be a version of {model!r}, not {canary_model!r}")
+        if canary_version != version:
+            weights = {version: round(1 - canary_weight, 6), canary_version: canary_weight}
+    if follow and alias is None:
+        raise DeploymentError("follow=True needs a name@alias spec")
+    if port is None:
+        port = _free_port(host)
+    elif not _port_free(host, port):
+        raise DeploymentError(f"port {port} on {host} is busy; pick another or leave port unset")
+    deployment_id = name or f"{model}-{secrets.token_hex(3)}"
+    directory = _dir(settings, deployment_id)
+    if (directory / "state.json").exists() and _alive(_load_state(directory).pid):
+        raise DeploymentError(f"deployment {deployment_id!r} is already running")
+    directory.mkdir(parents=True, exist_ok=True)
+    versions = {v: _fetch(settings, directory, model, v) for v in weights}
+    token = None if host in ("127.0.0.1", "localhost", "::1") else secrets.token_urlsafe(24)
+    config: dict[str, Any] = {
+        "id": deployment_id,
+        "model": model,
+        "generation": 1,
+        "versions": versions,
+        "weights": weights,
+        "token": token,
+        "capture_dir": str(settings.state_dir / "inference" / deployment_id) if capture else None,
+        "follow": (
+            {
+                "alias": alias,
+                "tracking_uri": settings.tracking_uri,
+                "registry_uri": settings.registry_uri,
+            }
+            if follow
+            else None
+        ),
+    }
+    write_config(directory / "deployment.json", config)
+    os.chmod(directory / "deployment.json", 0o600)
+    with open(directory / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_mlops.serving", "--config",
+             str(directory / "deployment.json"), "--host", host, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=settings.project_dir, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    deployment = Deployment(
+        id=deployment_id, model=model, spec=spec, url=url, host=host, port=port, pid=proc.pid,
+        versions=sorted(weights), weights=weights, follow=alias if follow else None, token=token,
+    )  # fmt: skip
+    _save_state(directory, deployment)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            deployment.status = "dead"
+            _save_state(directory, deployment)
+            raise DeploymentError(
+                f"the model server exited with code {proc.returncode}:\n{_log_tail(directory)}"
+            )
+        try:
+            _get(f"{url}/ping", timeout=1.0)
+            return deployment
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.05)
+    undeploy(deployment_id, settings=settings)
+    raise DeploymentError(
+        f"the model server was not ready in {READY_TIMEOUT:g} s:\n{_log_tail(directory)}"
+    )
+
+
+def _live(directory: Path) -> Deployment:
+    deployment = _load_state(directory)
+    if deployment.status == "stopped":
+        return deployment
+    if not _alive(deployment.pid):
+        deployment.status = "dead"
+        return deployment
+    try:
+        status = _get(f"{deployment.url}/mlops/status", deployment.token)
+        deployment.weights = status["weights"]
+        deployment.versions = sorted(status["weights"])
+        deployment.status = "running"
+    except (OSError, urllib.error.URLError, ValueError, KeyError):
+        deployment.status = "unresponsive"
+    return deployment
+
+
+def get_deployment(deployment_id: str, *, settings: Settings | None = None) -> Deployment:
+    settings = settings or load_settings()
+    directory = _dir(settings, deployment_id)
+    if not (directory / "state.json").exists():
+        known = [d.id for d in deployments(settings=settings)]
+        raise NotFoundError(
+            f"no deployment {deployment_id!r} (deployments: {', '.join(known) or 'none'})"
+        )
+    return _live(directory)
+
+
+def deployments(*, settings: Settings | None = None) -> list[Deployment]:
+    """Every deployment of the project with its live status."""
+    settings = settings or load_settings()
+    root = _root(settings)
+    if not root.is_dir():
+        return []
+    return [_live(d) for d in sorted(root.iterdir()) if (d / "state.json").exists()]
+
+
+def undeploy(deployment_id: str, *, settings: Settings | None = None) -> Deployment:
+    """Stop the server; its captured requests stay for monitoring."""
+    settings = settings or load_settings()
+    deployment = get_deployment(deployment_id, settings=settings)
+    if _alive(deployment.pid):
+        os.kill(deployment.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(deployment.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(deployment.pid):
+            os.kill(deployment.pid, signal.SIGKILL)
+    try:  # reap it if it is our child
+        os.waitpid(deployment.pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    deployment.status = "stopped"
+    _save_state(_dir(settings, deployment_id), deployment)
+    return deployment
+
+
+def set_traffic(
+    deployment_id: str, weights: dict[str, float], *, settings: Settings | None = None
+) -> Deployment:
+    """Re-weight traffic between versions live: ``{"3": 0.9, "4": 0.1}``.
+
+    A version not loaded yet is fetched from the registry first; the call returns once the
+    server routes by the new weights.
+    """
+    settings = settings or load_settings()
+    deployment = get_deployment(deployment_id, settings=settings)
+    if deployment.status != "running":
+        raise DeploymentError(f"deployment {deployment_id!r} is {deployment.status}")
+    clean: dict[str, float] = {}
+    for version, weight in weights.items():
+        try:
+            value = float(weight)
+        except (TypeError, ValueError):
+            raise DeploymentError(
+                f"weight of version {version}: {weight!r} is not a number"
+            ) from None
+        if value < 0:
+            raise DeploymentError(f"weight of version {version} is negative ({value})")
+        if value > 0:
+            clean[str(version)] = value
+    if not clean:
+        raise DeploymentError("at least one version needs a weight above 0")
+    total = sum(clean.values())
+    clean = {v: round(w / total, 6) for v, w in clean.items()}
+    directory = _dir(settings, deployment_id)
+    config = read_config(directory / "deployment.json")
+    from .. import store
+    from ..registry.service import _version
+
+    for version in clean:
+        if version not in config["versions"]:
+            _version(store.client(settings), deployment.model, version)
+            config["versions"][version] = _fetch(settings, directory, deployment.model, version)
+    config["weights"] = clean
+    config["generation"] = int(config.get("generation", 0)) + 1
+    write_config(directory / "deployment.json", config)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = _get(f"{deployment.url}/mlops/status", deployment.token)
+        if int(status["generation"]) >= config["generation"]:
+            deployment.weights = status["weights"]
+            deployment.versions = sorted(status["weights"])
+            _save_state(directory, deployment)
+            return deployment
+        time.sleep(0.05)
+    raise DeploymentError(f"the server did not take the new weights:\n{_log_tail(directory)}")
+
+
+def switch(deployment_id: str, spec: str, *, settings: Settings | None = None) -> Deployment:
+    """Blue/green: send all traffic to ``spec``'s version, loaded before the switch."""
+    settings = settings or load_settings()
+    deployment = get_deployment(deployment_id, settings=settings)
+    model, version, _ = resolve_version(
+        settings, spec if "@" in spec or "/" in spec else f"{deployment.model}/{spec}"
+    )
+    if model != deployment.model:
+        raise DeploymentError(
+            f"deployment {deployment_id!r} serves {deployment.model!r}, not {model!r}"
+        )
+    return set_traffic(deployment_id, {version: 1.0}, settings=settings)
+
+
+def inference_log(
+    deployment_id: str, since: float | str | None = None, *, settings: Settings | None = None
+) -> Any:
+    """Captured requests as a DataFrame, one row per instance (a batch of 8 is 8 rows).
+
+    Columns: ``time``, ``version``, ``protocol``, ``latency_ms``, then ``f0..fn`` for the
+    input features and ``out0..`` for the first output. ``since`` is epoch seconds or an
+    ISO time.
+    """
+    import datetime
+
+    import numpy as np
+    import pandas as pd
+
+    from .capture import read_capture
+
+    settings = settings or load_settings()
+    _dir(settings, deployment_id)
+    directory = settings.state_dir / "inference" / deployment_id
+    if not directory.is_dir():
+        raise NotFoundError(f"deployment {deployment_id!r} has no captured traffic")
+    if isinstance(since, str):
+        since = datetime.datetime.fromisoformat(since).timestamp()
+    rows = []
+    for entry in read_capture(directory, since):
+        inputs = list(entry["inputs"].values())
+        outputs = list(entry["outputs"].values())
+        features = np.asarray(inputs[0]).reshape(len(inputs[0]), -1)
+        predicted = np.asarray(outputs[0]).reshape(len(outputs[0]), -1) if outputs else None
+        for i, row in enumerate(features):
+            record = {
+                "time": entry["time"],
+                "version": entry["version"],
+                "protocol": entry.get("protocol"),
+                "latency_ms": entry["latency_ms"],
+            }
+            record.update({f"f{j}": float(v) for j, v in enumerate(row)})
+            if predicted is not None:
+                record.update({f"out{j}": float(v) for j, v in enumerate(predicted[i])})
+            rows.append(record)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
