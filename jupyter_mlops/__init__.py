@@ -23,10 +23,20 @@ from .registry.service import (
     register,
     rollback,
 )
+from .serving.manager import (
+    Deployment,
+    deploy,
+    deployments,
+    inference_log,
+    set_traffic,
+    switch,
+    undeploy,
+)
 from .tracking.api import flush, log_metrics, log_params, set_tags
 
 __all__ = [
     "ConfigError",
+    "Deployment",
     "MlopsError",
     "NotFoundError",
     "PackagedModel",
@@ -38,8 +48,11 @@ __all__ = [
     "SweepResult",
     "UsageError",
     "__version__",
+    "deploy",
+    "deployments",
     "flush",
     "history",
+    "inference_log",
     "load_ipython_extension",
     "load_settings",
     "log_metrics",
@@ -53,6 +66,9 @@ __all__ = [
     "run_pipeline",
     "run_sweep",
     "set_tags",
+    "set_traffic",
+    "switch",
+    "undeploy",
     "unload_ipython_extension",
 ]
 

@@ -243,5 +243,110 @@ def models(name: str | None) -> None:
 models.help = help_text.MODELS
 
 
+@main.command()
+@click.argument("spec")
+@click.option("--canary", default=None, metavar="SPEC:WEIGHT")
+@click.option("--port", type=int, default=None)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--name", default=None, help="Deployment id (default: MODEL-<random>).")
+@click.option("--follow", is_flag=True, help="Follow the alias when it moves.")
+@_errors_to_exit
+def deploy(
+    spec: str, canary: str | None, port: int | None, host: str, name: str | None, follow: bool
+) -> None:
+    from .serving import manager
+
+    target, weight = manager.parse_canary(canary) if canary else (None, 0.1)
+    d = manager.deploy(
+        spec, canary=target, canary_weight=weight, port=port, host=host, name=name, follow=follow
+    )
+    click.echo(manager.format_deployments([d]))
+    if d.token:
+        click.echo(f"bearer token (the server listens beyond this machine): {d.token}")
+
+
+deploy.help = help_text.DEPLOY
+
+
+@main.command()
+@click.argument("spec")
+@click.option("--port", type=int, default=None)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@_errors_to_exit
+def serve(spec: str, port: int | None, host: str) -> None:
+    import time
+
+    from .serving import manager
+
+    d = manager.deploy(spec, port=port, host=host)
+    click.echo(f"serving {d.spec} at {d.url} (Ctrl-C to stop)")
+    try:
+        while manager.get_deployment(d.id).status == "running":
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        manager.undeploy(d.id)
+
+
+serve.help = help_text.SERVE
+
+
+@main.command()
+@_errors_to_exit
+def deployments() -> None:
+    from .serving import manager
+
+    click.echo(manager.format_deployments(manager.deployments()))
+
+
+deployments.help = help_text.DEPLOYMENTS
+
+
+@main.command()
+@click.argument("deployment")
+@click.argument("weights", nargs=-1, required=True, metavar="VERSION=WEIGHT...")
+@_errors_to_exit
+def traffic(deployment: str, weights: tuple[str, ...]) -> None:
+    from .serving import manager
+
+    parsed = {}
+    for version, raw in _pairs(weights, "VERSION=WEIGHT").items():
+        try:
+            parsed[version] = float(raw)
+        except ValueError:
+            raise click.BadParameter(f"{raw!r} is not a weight", param_hint=version) from None
+    click.echo(manager.format_deployments([manager.set_traffic(deployment, parsed)]))
+
+
+traffic.help = help_text.TRAFFIC
+
+
+@main.command()
+@click.argument("deployment")
+@click.argument("spec")
+@_errors_to_exit
+def switch(deployment: str, spec: str) -> None:
+    from .serving import manager
+
+    click.echo(manager.format_deployments([manager.switch(deployment, spec)]))
+
+
+switch.help = help_text.SWITCH
+
+
+@main.command()
+@click.argument("deployment")
+@_errors_to_exit
+def undeploy(deployment: str) -> None:
+    from .serving import manager
+
+    d = manager.undeploy(deployment)
+    click.echo(f"stopped {d.id}")
+
+
+undeploy.help = help_text.UNDEPLOY
+
+
 if __name__ == "__main__":
     main()

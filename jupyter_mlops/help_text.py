@@ -39,3 +39,14 @@ REGISTER = "Register a packaged model (the last one packaged here, or a runs:/ /
 PROMOTE = "Move an alias (default champion) to a version if its gates pass; --force needs --reason."
 ROLLBACK = "Move an alias back to the version that held it before."
 MODELS = "List registered models with versions, aliases, parity and gate results."
+DEPLOY = (
+    "Serve a registered model (name@alias or name/version) as a REST endpoint on this "
+    "machine; --canary SPEC:WEIGHT sends part of the traffic to another version."
+)
+DEPLOYMENTS = "List deployments with their live status, URL and traffic weights."
+TRAFFIC = "Re-weight a deployment's traffic live: VERSION=WEIGHT ..."
+SWITCH = (
+    "Blue/green: send all of a deployment's traffic to another version, with no failed request."
+)
+UNDEPLOY = "Stop a deployment's server (captured traffic is kept)."
+SERVE = "Serve a model in the foreground until interrupted (Ctrl-C stops the server)."

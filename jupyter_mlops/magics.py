@@ -21,7 +21,8 @@ USAGE = (
     "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2],"
     "pipelines [-n N],template NAME [--force],package MODEL --example VAR [--name N],"
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
-    "rollback NAME [--alias A],models [NAME],help}"
+    "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
+    "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,help}"
 )
 
 
@@ -87,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--reason", default="")
     mods = sub.add_parser("models", help=help_text.MODELS, add_help=False)
     mods.add_argument("name", nargs="?")
+    dep = sub.add_parser("deploy", help=help_text.DEPLOY, add_help=False)
+    dep.add_argument("spec")
+    dep.add_argument("--canary", default=None)
+    dep.add_argument("--port", type=int, default=None)
+    dep.add_argument("--name", default=None)
+    dep.add_argument("--follow", action="store_true")
+    sub.add_parser("deployments", help=help_text.DEPLOYMENTS, add_help=False)
+    tr = sub.add_parser("traffic", help=help_text.TRAFFIC, add_help=False)
+    tr.add_argument("deployment")
+    tr.add_argument("weights", nargs="+", metavar="VERSION=WEIGHT")
+    sw = sub.add_parser("switch", help=help_text.SWITCH, add_help=False)
+    sw.add_argument("deployment")
+    sw.add_argument("spec")
+    und = sub.add_parser("undeploy", help=help_text.UNDEPLOY, add_help=False)
+    und.add_argument("deployment")
     pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
     pipes.add_argument("-n", type=int, default=10, metavar="N")
     sub.add_parser("help", add_help=False)
@@ -111,6 +127,11 @@ def help_message() -> str:
         ("promote", help_text.PROMOTE),
         ("rollback NAME", help_text.ROLLBACK),
         ("models", help_text.MODELS),
+        ("deploy SPEC", help_text.DEPLOY),
+        ("deployments", help_text.DEPLOYMENTS),
+        ("traffic ID V=W", help_text.TRAFFIC),
+        ("switch ID SPEC", help_text.SWITCH),
+        ("undeploy ID", help_text.UNDEPLOY),
         ("%%mlops skip", help_text.SKIP),
     ):
         lines.append(f"  {name:<14} {text}")
@@ -235,6 +256,36 @@ def _registry_text(args: argparse.Namespace, namespace: dict[str, Any] | None) -
 _last: dict[str, Any] = {}
 
 
+def _serving_text(args: argparse.Namespace) -> str:
+    from .serving import manager
+
+    if args.command == "deploy":
+        canary, weight = manager.parse_canary(args.canary) if args.canary else (None, 0.1)
+        d = manager.deploy(
+            args.spec,
+            canary=canary,
+            canary_weight=weight,
+            port=args.port,
+            name=args.name,
+            follow=args.follow,
+        )
+        return f"deployed {d.spec} as {d.id} at {d.url}\n" + manager.format_deployments([d])
+    if args.command == "deployments":
+        return manager.format_deployments(manager.deployments())
+    if args.command == "traffic":
+        weights: dict[str, float] = {}
+        for version, raw in _pairs(args.weights).items():
+            try:
+                weights[version] = float(raw)
+            except ValueError:
+                raise UsageError(f"%mlops traffic: {raw!r} is not a weight", USAGE) from None
+        return manager.format_deployments([manager.set_traffic(args.deployment, weights)])
+    if args.command == "switch":
+        return manager.format_deployments([manager.switch(args.deployment, args.spec)])
+    d = manager.undeploy(args.deployment)
+    return f"stopped {d.id} (captured traffic kept in .mlops/inference/{d.id})"
+
+
 def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
     """Execute one ``%mlops`` line; the text to show. Raises MlopsError on bad input.
 
@@ -268,6 +319,8 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         return api.flush()
     if command == "run":
         return _run_text(args)
+    if command in ("deploy", "deployments", "traffic", "switch", "undeploy"):
+        return _serving_text(args)
     if command in ("package", "register", "promote", "rollback", "models"):
         return _registry_text(args, namespace)
     if command == "template":

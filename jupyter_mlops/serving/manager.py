@@ -178,6 +178,7 @@ def deploy(
     follow: bool = False,
     name: str | None = None,
     capture: bool = True,
+    follow_interval: float = 5.0,
     settings: Settings | None = None,
 ) -> Deployment:
     """Serve ``spec`` (``digits@champion``) as a REST endpoint; returns once it is ready.
@@ -237,7 +238,8 @@ def deploy(
     with open(directory / "server.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_mlops.serving", "--config",
-             str(directory / "deployment.json"), "--host", host, "--port", str(port)],
+             str(directory / "deployment.json"), "--host", host, "--port", str(port),
+             "--follow-interval", str(follow_interval)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=settings.project_dir, start_new_session=True,
         )  # fmt: skip
@@ -408,7 +410,7 @@ def inference_log(
     settings = settings or load_settings()
     _dir(settings, deployment_id)
     directory = settings.state_dir / "inference" / deployment_id
-    if not directory.is_dir():
+    if not directory.is_dir() or not any(directory.glob("capture-*.jsonl")):
         raise NotFoundError(f"deployment {deployment_id!r} has no captured traffic")
     if isinstance(since, str):
         since = datetime.datetime.fromisoformat(since).timestamp()
@@ -433,3 +435,36 @@ def inference_log(
     if not frame.empty:
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
     return frame
+
+
+def parse_canary(text: str) -> tuple[str, float]:
+    """``digits@challenger:0.1`` -> (spec, weight)."""
+    spec, sep, weight = text.rpartition(":")
+    if not sep or not spec:
+        raise DeploymentError(
+            f"--canary {text!r}: write it as SPEC:WEIGHT, e.g. digits@challenger:0.1"
+        )
+    try:
+        return spec, float(weight)
+    except ValueError:
+        raise DeploymentError(f"--canary {text!r}: weight {weight!r} is not a number") from None
+
+
+def format_deployments(items: list[Deployment]) -> str:
+    if not items:
+        return "no deployments"
+    from ..table import format_rows
+
+    rows = [
+        [
+            d.id,
+            d.model,
+            d.status,
+            d.url,
+            ", ".join(f"v{v}={w:g}" for v, w in sorted(d.weights.items())),
+            f"@{d.follow}" if d.follow else "",
+            str(d.pid),
+        ]
+        for d in items
+    ]
+    return format_rows(("deployment", "model", "status", "url", "traffic", "follows", "pid"), rows)

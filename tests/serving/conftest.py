@@ -1,0 +1,72 @@
+"""A project with a registered two-version linear model, served by real processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from jupyter_mlops import store
+from jupyter_mlops.config import Settings, load_settings
+from jupyter_mlops.registry.service import promote, register
+from jupyter_mlops.serving import manager
+
+WEIGHTS = {
+    "1": np.arange(12, dtype=np.float32).reshape(4, 3) / 10,
+    "2": -np.arange(12, dtype=np.float32).reshape(4, 3) / 10,
+}
+
+
+def linear_onnx(w: np.ndarray) -> Any:
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["output"])],
+        "linear",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    import mlflow
+    import mlflow.onnx
+
+    root = tmp_path_factory.mktemp("serving")
+    (root / "mlops.yaml").write_text("")
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    settings = load_settings(root)
+    store.use_fluent(settings)
+    experiment = store.get_or_create_experiment(settings, "models")
+    for version in ("1", "2"):
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.onnx.log_model(
+                onnx_model=linear_onnx(WEIGHTS[version]),
+                name="model",
+                onnx_execution_providers=["CPUExecutionProvider"],
+            )
+        register(info.model_uri, "lin", settings=settings)
+    promote("lin", 1, "champion", settings=settings)
+    promote("lin", 2, "challenger", settings=settings)
+    yield settings
+    for d in manager.deployments(settings=settings):
+        if d.status != "stopped":
+            manager.undeploy(d.id, settings=settings)
+    if saved is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+    store.forget_clients()
+
+
+def expected(version: str, x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32) @ WEIGHTS[version]
+
+
+@pytest.fixture
+def project_dir(registry: Settings) -> Path:
+    return registry.project_dir

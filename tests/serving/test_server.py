@@ -1,0 +1,360 @@
+"""Real model server processes on 127.0.0.1: protocols, bad requests, traffic, capture."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from jupyter_mlops.config import Settings
+from jupyter_mlops.exceptions import NotFoundError
+from jupyter_mlops.registry.service import promote
+from jupyter_mlops.serving import manager
+from tests.serving.conftest import WEIGHTS, expected, linear_onnx
+
+pytestmark = pytest.mark.slow
+
+X = np.array([[1, 2, 3, 4], [0.5, -1, 2, 0]], dtype=np.float32)
+
+
+class Client:
+    """A keep-alive HTTP client, like a real load balancer's."""
+
+    def __init__(self, url: str):
+        parsed = urlparse(url)
+        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+
+    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:  # fmt: skip
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        self.conn.request(
+            method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})}
+        )
+        response = self.conn.getresponse()
+        payload = response.read()
+        try:
+            parsed = json.loads(payload)
+        except ValueError:
+            parsed = payload.decode()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, parsed
+
+
+def _deploy(settings: Settings, spec: str, **kw: Any) -> manager.Deployment:
+    return manager.deploy(spec, settings=settings, **kw)
+
+
+def test_both_protocols_answer_what_onnxruntime_answers(registry: Settings) -> None:
+    d = _deploy(registry, "lin@champion", name="protocols")
+    try:
+        session = ort.InferenceSession(linear_onnx(WEIGHTS["1"]).SerializeToString())
+        want = session.run(None, {"input": X})[0]
+        client = Client(d.url)
+        columns = ["a", "b", "c", "d"]
+        bodies = [
+            {"inputs": X.tolist()},
+            {"instances": X.tolist()},
+            {"inputs": {"input": X.tolist()}},
+            {"dataframe_split": {"columns": columns, "data": X.tolist()}},
+            {"dataframe_records": [dict(zip(columns, row)) for row in X.tolist()]},
+        ]
+        for body in bodies:
+            status, headers, answer = client.call("POST", "/invocations", body)
+            assert status == 200, answer
+            assert headers["x-model-version"] == "1"
+            np.testing.assert_allclose(answer["predictions"]["output"], want, rtol=1e-6)
+        v2 = {
+            "inputs": [
+                {"name": "input", "shape": [2, 4], "datatype": "FP32", "data": X.ravel().tolist()}
+            ]
+        }
+        status, headers, answer = client.call("POST", "/v2/models/lin/infer", v2)
+        assert status == 200, answer
+        assert (answer["model_name"], answer["model_version"]) == ("lin", "1")
+        [out] = answer["outputs"]
+        assert (out["name"], out["shape"], out["datatype"]) == ("output", [2, 3], "FP32")
+        np.testing.assert_allclose(np.reshape(out["data"], (2, 3)), want, rtol=1e-6)
+        assert client.call("GET", "/v2/models/lin")[2] == {
+            "name": "lin",
+            "versions": ["1"],
+            "platform": "onnxruntime_onnx",
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+            "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 3]}],
+        }
+        assert client.call("GET", "/v2/health/live")[0] == 200
+        assert client.call("GET", "/v2/health/ready")[2] == {"ready": True}
+        assert client.call("GET", "/ping")[0] == 200
+        metrics = client.call("GET", "/metrics")[2]
+        assert 'mlops_requests_total{protocol="mlflow",version="1"} 5.0' in metrics
+        assert 'mlops_requests_total{protocol="v2",version="1"} 1.0' in metrics
+    finally:
+        manager.undeploy(d.id, settings=registry)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "headers", "status", "message"),
+    [
+        ("POST", "/invocations", b"{not json", {}, 400, "the body is not valid JSON"),
+        (
+            "POST",
+            "/invocations",
+            b'{"inputs": [[1, 2]]}',
+            {},
+            400,
+            "shape [1, 2] does not match ['batch', 4]",
+        ),
+        (
+            "POST",
+            "/invocations",
+            b'{"inputs": [["a", "b", "c", "d"]]}',
+            {},
+            400,
+            "expected numbers",
+        ),
+        (
+            "POST",
+            "/invocations",
+            b'{"inputs": [[1, 2, 3], [4]]}',
+            {},
+            400,
+            "not a rectangular array",
+        ),
+        (
+            "POST",
+            "/invocations",
+            b'{"inputs": {"x": [[1, 2, 3, 4]]}}',
+            {},
+            400,
+            "expected input(s) ['input'], got ['x']",
+        ),
+        ("POST", "/invocations", b'{"rows": []}', {}, 400, "exactly one of the input fields"),
+        (
+            "POST",
+            "/invocations",
+            b"a,b",
+            {"Content-Type": "text/csv"},
+            415,
+            "content type 'text/csv' is not supported",
+        ),
+        ("POST", "/invocations", b"[" + b"1," * 6_000_000 + b"1]", {}, 413, "over the limit"),
+        ("POST", "/v2/models/other/infer", b'{"inputs": []}', {}, 404, "no model 'other' here"),
+        (
+            "POST",
+            "/v2/models/lin/infer",
+            b'{"inputs": [{"name": "input"}]}',
+            {},
+            400,
+            "needs name, shape, datatype and data",
+        ),
+        (
+            "POST",
+            "/v2/models/lin/infer",
+            b'{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [1]}]}',
+            {},
+            400,
+            "cannot reshape",
+        ),
+        (
+            "POST",
+            "/v2/models/lin/infer",
+            b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "STRING", "data": [1, 2, 3, 4]}]}',
+            {},
+            400,
+            "unknown datatype",
+        ),
+        ("GET", "/invocations", None, {}, 405, "GET /invocations"),
+        ("GET", "/nowhere", None, {}, 404, "GET /nowhere"),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_a_message(
+    registry: Settings,
+    method: str,
+    path: str,
+    raw: bytes | None,
+    headers: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    d = _bad_server(registry)
+    got, _, answer = Client(d.url).call(method, path, raw=raw, headers=headers)
+    assert got == status, answer
+    assert message in answer["message"]
+
+
+_BAD: dict[str, manager.Deployment] = {}
+
+
+def _bad_server(settings: Settings) -> manager.Deployment:
+    if "d" not in _BAD or not manager._alive(_BAD["d"].pid):
+        _BAD["d"] = _deploy(settings, "lin/1", name="bad-requests", capture=False)
+    return _BAD["d"]
+
+
+def test_canary_split_then_reweight(registry: Settings) -> None:
+    d = _deploy(registry, "lin@champion", canary="lin@challenger", canary_weight=0.2, name="canary")
+    try:
+        assert d.weights == {"1": 0.8, "2": 0.2}
+        client = Client(d.url)
+        seen = [
+            client.call("POST", "/invocations", {"inputs": X.tolist()})[1]["x-model-version"]
+            for _ in range(1000)
+        ]
+        share = seen.count("2") / len(seen)
+        assert 0.15 < share < 0.25, share
+        updated = manager.set_traffic(d.id, {"1": 1, "2": 3}, settings=registry)
+        assert updated.weights == {"1": 0.25, "2": 0.75}
+        seen = [
+            client.call("POST", "/invocations", {"inputs": X.tolist()})[1]["x-model-version"]
+            for _ in range(400)
+        ]
+        assert 0.65 < seen.count("2") / len(seen) < 0.85
+        with pytest.raises(
+            manager.DeploymentError, match="at least one version needs a weight above 0"
+        ):
+            manager.set_traffic(d.id, {"1": 0}, settings=registry)
+        with pytest.raises(manager.DeploymentError, match="is negative"):
+            manager.set_traffic(d.id, {"1": -1, "2": 1}, settings=registry)
+        with pytest.raises(NotFoundError, match="model 'lin' has no version 9"):
+            manager.set_traffic(d.id, {"9": 1}, settings=registry)
+    finally:
+        manager.undeploy(d.id, settings=registry)
+
+
+def test_switch_under_load_fails_no_request_and_capture_is_complete(registry: Settings) -> None:
+    d = _deploy(registry, "lin@champion", name="bluegreen")
+    stop = threading.Event()
+    results: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def load() -> None:
+        client = Client(d.url)
+        while not stop.is_set():
+            status, headers, answer = client.call(
+                "POST", "/invocations", {"inputs": X[:1].tolist()}
+            )
+            version = headers.get("x-model-version", "")
+            if status == 200:
+                # the answer must be the one of the version that says it answered
+                np.testing.assert_allclose(
+                    answer["predictions"]["output"], expected(version, X[:1]), rtol=1e-6
+                )
+            with lock:
+                results.append((status, version))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        manager.switch(d.id, "lin@challenger", settings=registry)
+        time.sleep(0.5)
+        manager.switch(d.id, "1", settings=registry)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    statuses = [s for s, _ in results]
+    assert len(statuses) > 100
+    assert set(statuses) == {200}, "a request failed during the switch"
+    versions = [v for _, v in results]
+    assert "2" in versions and versions[-1] == "1"
+    time.sleep(1.2)  # the capture writer flushes every half second
+    log = manager.inference_log(d.id, settings=registry)
+    assert len(log) == len(results)
+    assert set(log["version"]) == {"1", "2"}
+    assert list(log.columns[:8]) == [
+        "time",
+        "version",
+        "protocol",
+        "latency_ms",
+        "f0",
+        "f1",
+        "f2",
+        "f3",
+    ]
+    assert log[["f0", "f1", "f2", "f3"]].iloc[0].tolist() == [1.0, 2.0, 3.0, 4.0]
+    later = manager.inference_log(d.id, since=time.time() + 60, settings=registry)
+    assert later.empty
+    manager.undeploy(d.id, settings=registry)
+
+
+def test_follow_alias_moves_the_deployment(registry: Settings) -> None:
+    d = _deploy(registry, "lin@challenger", name="follower", follow=True, follow_interval=0.3)
+    try:
+        assert d.weights == {"2": 1.0}
+        promote("lin", 1, "challenger", reason="test follow", settings=registry)
+        deadline = time.monotonic() + 30
+        while manager.get_deployment(d.id, settings=registry).weights != {"1": 1.0}:
+            assert time.monotonic() < deadline, "the deployment did not follow the alias"
+            time.sleep(0.2)
+        status, headers, _ = Client(d.url).call("POST", "/invocations", {"inputs": X.tolist()})
+        assert (status, headers["x-model-version"]) == (200, "1")
+    finally:
+        promote("lin", 2, "challenger", reason="restore", settings=registry)
+        manager.undeploy(d.id, settings=registry)
+
+
+def test_lifecycle_busy_port_dead_process_and_bad_specs(registry: Settings) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(manager.DeploymentError, match=f"port {port} on 127.0.0.1 is busy"):
+            _deploy(registry, "lin@champion", port=port)
+    with pytest.raises(NotFoundError, match="no registered model 'nope'"):
+        _deploy(registry, "nope@champion")
+    with pytest.raises(NotFoundError, match="model 'lin' has no alias 'prod'"):
+        _deploy(registry, "lin@prod")
+    with pytest.raises(manager.DeploymentError, match="write it as name@alias or name/version"):
+        _deploy(registry, "lin@@x")
+    with pytest.raises(manager.DeploymentError, match="canary weight must be between 0 and 1"):
+        _deploy(registry, "lin@champion", canary="lin/2", canary_weight=1.5)
+    d = _deploy(registry, "lin/1", name="doomed")
+    os.kill(d.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while manager.get_deployment(d.id, settings=registry).status != "dead":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with pytest.raises(manager.DeploymentError, match="deployment 'doomed' is dead"):
+        manager.set_traffic(d.id, {"1": 1}, settings=registry)
+    stopped = manager.undeploy(d.id, settings=registry)
+    assert stopped.status == "stopped"
+    live = _deploy(registry, "lin/1", name="clean")
+    manager.undeploy(live.id, settings=registry)
+    assert not manager._alive(live.pid)
+    with pytest.raises(NotFoundError, match="no deployment 'ghost'"):
+        manager.undeploy("ghost", settings=registry)
+    with pytest.raises(NotFoundError, match="has no captured traffic"):
+        manager.inference_log("clean", settings=registry)
+
+
+def test_non_loopback_host_requires_a_token(registry: Settings) -> None:
+    d = _deploy(registry, "lin/1", name="public", host="0.0.0.0")
+    try:
+        assert d.token
+        client = Client(d.url)
+        status, _, answer = client.call("POST", "/invocations", {"inputs": X.tolist()})
+        assert (status, answer["error_code"]) == (401, "UNAUTHENTICATED")
+        assert client.call("GET", "/ping")[0] == 200
+        ok = client.call(
+            "POST",
+            "/invocations",
+            {"inputs": X.tolist()},
+            headers={"Authorization": f"Bearer {d.token}"},
+        )
+        assert ok[0] == 200
+        assert "token" not in d.to_dict()
+    finally:
+        manager.undeploy(d.id, settings=registry)
+        if "d" in _BAD:
+            manager.undeploy(_BAD.pop("d").id, settings=registry)
