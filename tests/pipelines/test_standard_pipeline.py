@@ -9,6 +9,7 @@ import pytest
 
 from jupyter_mlops import store
 from jupyter_mlops.pipelines.runner import PipelineFailed, run_pipeline
+from jupyter_mlops.serving.manager import deployments, undeploy
 from tests.conftest import drain, runs_of_kind, settings_for
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -19,8 +20,13 @@ pytestmark = pytest.mark.slow
 def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
     shutil.copytree(TEMPLATES, project / "templates")
     path = project / "templates" / "pipeline.yaml"
-    result = run_pipeline(path, {"epochs": "4"}, parallel=2, progress=False)
-    assert [s.status for s in result.steps.values()] == ["FINISHED"] * 6
+    try:
+        result = run_pipeline(path, {"epochs": "4"}, parallel=2, progress=False)
+    finally:
+        for d in deployments():
+            if d.status == "running":
+                undeploy(d.id)
+    assert [s.status for s in result.steps.values()] == ["FINISHED"] * 7
     ingest = result.steps["ingest"].outputs
     assert ingest["n_train"] == 1437
     assert (project / ingest["train_path"]).is_file()
@@ -30,11 +36,19 @@ def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
     assert 0.8 < accuracy <= 1.0
     assert result.steps["package"].outputs["parity_max_abs_diff"] < 1e-4
     assert result.steps["register"].outputs == {"version": 1, "promoted": True}
+    deployed = result.steps["deploy"].outputs
+    assert deployed["released_version"] == 1
+    assert deployed["endpoint"].startswith("http://127.0.0.1:")
+    assert [(d.id, d.status) for d in deployments()] == [
+        ("digits-candidate", "stopped"),
+        ("digits-prod", "stopped"),
+    ]
 
     drain(project)
     client = store.client(settings_for(project))
     staging = client.get_model_version_by_alias("digits", "staging")
     assert str(staging.version) == "1"
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == "1"
     [package_run] = runs_of_kind(project, "package")
     assert package_run.data.tags["mlflow.parentRunId"] == result.steps["package"].run_id
     assert package_run.data.metrics["test_accuracy"] == accuracy
@@ -65,6 +79,7 @@ def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
         "evaluate": "FAILED",
         "package": "SKIPPED",
         "register": "SKIPPED",
+        "deploy": "SKIPPED",
     }
     assert "is below min_accuracy 0.9999" in str(err.value)
 
