@@ -2,8 +2,9 @@
 MLflow holds.
 
 1. examples/quickstart.ipynb runs with tracking on; every cell becomes an MLflow run.
-2. templates/pipeline.yaml (ingest -> validate -> train -> evaluate) runs as a papermill
-   DAG, twice: the second run comes entirely from cache.
+2. templates/pipeline.yaml (ingest -> validate -> train -> evaluate -> package -> register
+   -> deploy) runs as a papermill DAG, twice: the second run comes entirely from cache. The
+   released model is left serving on this machine.
 
 Usage: python examples/demo.py   (what `make demo` runs)
 """
@@ -58,6 +59,13 @@ def main() -> int:
     print("\nthe same again: unchanged steps come from cache")
     again = run_pipeline(pipeline, {"epochs": "10"}, parallel=2, settings=settings, progress=False)
     print(again.summary())
+    endpoint = first.steps["deploy"].outputs["endpoint"]
+    print(f"\nthe released model answers at {endpoint}:")
+    print(
+        f"  curl -s {endpoint}/invocations -H 'Content-Type: application/json' "
+        f"-d '{{\"inputs\": [[{', '.join(['0.5'] * 64)}]]}}'"
+    )
+    print("  (it keeps running; stop it with: jupyter mlops undeploy digits-prod)")
     print("\npipeline runs:")
     print(format_pipeline_runs(pipeline_runs(settings, limit=5)))
     print(f"\nopen the MLflow UI on this store:\n  {ui_command(settings)}")
