@@ -1,0 +1,1 @@
+"""Drift inspection with Evidently's statistics, plotly figures, alerts and actions."""
