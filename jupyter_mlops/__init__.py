@@ -12,6 +12,8 @@ from ._display import output
 from ._version import __version__
 from .config import Settings, load_settings
 from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, UsageError
+from .monitoring.drift import DriftReport, drift
+from .monitoring.monitor import MonitorResult, alerts, monitor
 from .packaging.package import PackagedModel, package
 from .pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
 from .pipelines.sweep import SweepResult, run_sweep
@@ -37,7 +39,9 @@ from .tracking.api import flush, log_metrics, log_params, set_tags
 __all__ = [
     "ConfigError",
     "Deployment",
+    "DriftReport",
     "MlopsError",
+    "MonitorResult",
     "NotFoundError",
     "PackagedModel",
     "PipelineFailed",
@@ -48,8 +52,10 @@ __all__ = [
     "SweepResult",
     "UsageError",
     "__version__",
+    "alerts",
     "deploy",
     "deployments",
+    "drift",
     "flush",
     "history",
     "inference_log",
@@ -58,6 +64,7 @@ __all__ = [
     "log_metrics",
     "log_params",
     "models",
+    "monitor",
     "output",
     "package",
     "promote",

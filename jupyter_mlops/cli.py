@@ -348,5 +348,36 @@ def undeploy(deployment: str) -> None:
 undeploy.help = help_text.UNDEPLOY
 
 
+@main.command()
+@click.argument("deployment")
+@click.option("--window", default="1h", show_default=True, help="How far back: 15m, 1h, 2d.")
+@click.option("--no-act", is_flag=True, help="Report only; take no action.")
+@click.option("--full-report", is_flag=True, help="Also log Evidently's full HTML report.")
+@_errors_to_exit
+def monitor(deployment: str, window: str, no_act: bool, full_report: bool) -> None:
+    from .monitoring.monitor import monitor as run_monitor
+
+    result = run_monitor(deployment, window, act=not no_act, full_report=full_report)
+    click.echo(result.summary())
+    if result.triggered:
+        sys.exit(3)  # for cron and CI: drift past the policy's threshold
+
+
+monitor.help = help_text.MONITOR + " Exits 3 when the policy triggered."
+
+
+@main.command()
+@click.option("-n", "limit", default=20, show_default=True)
+@_errors_to_exit
+def alerts(limit: int) -> None:
+    from .monitoring.monitor import alerts as list_alerts
+    from .monitoring.monitor import format_alerts
+
+    click.echo(format_alerts(list_alerts(limit=limit)))
+
+
+alerts.help = help_text.ALERTS
+
+
 if __name__ == "__main__":
     main()

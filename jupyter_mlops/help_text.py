@@ -50,3 +50,9 @@ SWITCH = (
 )
 UNDEPLOY = "Stop a deployment's server (captured traffic is kept)."
 SERVE = "Serve a model in the foreground until interrupted (Ctrl-C stops the server)."
+DRIFT = "Compare two tables (variables) column by column with Evidently's tests."
+MONITOR = (
+    "Check a deployment's recent traffic for drift against its model's reference sample, log "
+    "a monitor run and apply the mlops.yaml policy (alert, rollback, retrain)."
+)
+ALERTS = "Show the most recent drift alerts."

@@ -22,7 +22,8 @@ USAGE = (
     "pipelines [-n N],template NAME [--force],package MODEL --example VAR [--name N],"
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
-    "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,help}"
+    "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,drift REF CUR,"
+    "monitor DEPLOYMENT [--window 1h],alerts,help}"
 )
 
 
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("spec")
     und = sub.add_parser("undeploy", help=help_text.UNDEPLOY, add_help=False)
     und.add_argument("deployment")
+    dr = sub.add_parser("drift", help=help_text.DRIFT, add_help=False)
+    dr.add_argument("reference")
+    dr.add_argument("current")
+    mon = sub.add_parser("monitor", help=help_text.MONITOR, add_help=False)
+    mon.add_argument("deployment")
+    mon.add_argument("--window", default="1h")
+    sub.add_parser("alerts", help=help_text.ALERTS, add_help=False)
     pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
     pipes.add_argument("-n", type=int, default=10, metavar="N")
     sub.add_parser("help", add_help=False)
@@ -132,6 +140,9 @@ def help_message() -> str:
         ("traffic ID V=W", help_text.TRAFFIC),
         ("switch ID SPEC", help_text.SWITCH),
         ("undeploy ID", help_text.UNDEPLOY),
+        ("drift REF CUR", help_text.DRIFT),
+        ("monitor ID", help_text.MONITOR),
+        ("alerts", help_text.ALERTS),
         ("%%mlops skip", help_text.SKIP),
     ):
         lines.append(f"  {name:<14} {text}")
@@ -319,6 +330,22 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         return api.flush()
     if command == "run":
         return _run_text(args)
+    if command == "drift":
+        from .monitoring.drift import drift
+
+        report = drift(
+            _variable(namespace, args.reference, "reference"),
+            _variable(namespace, args.current, "current data"),
+        )
+        return f"{report.verdict()}\n{report.summary().to_string()}"
+    if command == "monitor":
+        from .monitoring.monitor import monitor
+
+        return monitor(args.deployment, args.window).summary()
+    if command == "alerts":
+        from .monitoring.monitor import alerts, format_alerts
+
+        return format_alerts(alerts())
     if command in ("deploy", "deployments", "traffic", "switch", "undeploy"):
         return _serving_text(args)
     if command in ("package", "register", "promote", "rollback", "models"):

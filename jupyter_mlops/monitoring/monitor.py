@@ -1,0 +1,340 @@
+"""``monitor(deployment)``: drift of what a deployment saw against what its model was
+trained on, the predictions it made, its latency and errors; a ``monitor`` run in MLflow;
+and, past the policy's threshold, an alert, a rollback or a retraining.
+
+Policy in ``mlops.yaml``::
+
+    monitoring:
+      drift_share: 0.3              # act when this share of columns drift (default 0.5)
+      actions: [alert, rollback]    # alert | rollback | retrain
+      retrain_pipeline: templates/pipeline.yaml
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import store
+from ..config import CONFIG_FILE, Settings, load_settings
+from ..exceptions import ConfigError, MlopsError, NotFoundError
+from .drift import DRIFT_SHARE, DriftInputError, DriftReport, drift
+
+_ACTIONS = ("alert", "rollback", "retrain")
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Policy:
+    drift_share: float = DRIFT_SHARE
+    actions: tuple[str, ...] = ("alert",)
+    retrain_pipeline: str | None = None
+
+
+@dataclass
+class MonitorResult:
+    deployment: str
+    model: str
+    version: str
+    run_id: str
+    rows: int
+    drift: dict[str, Any]
+    triggered: bool
+    actions: list[str] = field(default_factory=list)
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    error_rate: float | None = None
+    prediction_shares: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        share = self.drift["share_drifted"]
+        lines = [
+            f"{self.deployment} ({self.model} v{self.version}), {self.rows} rows: "
+            f"{len(self.drift['drifted_columns'])} of {len(self.drift['columns'])} columns "
+            f"drifted ({share:.0%})",
+        ]
+        if self.latency_p95_ms is not None:
+            lines.append(
+                f"latency p50 {self.latency_p50_ms:.2f} ms, p95 {self.latency_p95_ms:.2f} ms"
+            )
+        if self.error_rate is not None:
+            lines.append(f"error rate {self.error_rate:.2%}")
+        lines.append(
+            f"ALERT: {', '.join(self.actions)}" if self.triggered else "within policy: no action"
+        )
+        lines.append(f"monitor run {self.run_id}")
+        return "\n".join(lines)
+
+
+def parse_window(window: str | float | int) -> float:
+    """``"15m"``, ``"1h"``, ``"2d"`` or seconds."""
+    if isinstance(window, (int, float)):
+        seconds = float(window)
+    else:
+        found = _WINDOW.match(str(window))
+        if not found:
+            raise MlopsError(f"window {window!r}: write it like 15m, 1h or 2d")
+        seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    if seconds <= 0:
+        raise MlopsError(f"window {window!r} must be longer than zero")
+    return seconds
+
+
+def load_policy(settings: Settings) -> Policy:
+    raw = settings.raw.get("monitoring") or {}
+    path = str(settings.project_dir / CONFIG_FILE)
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping", path=path, field="monitoring")
+    unknown = sorted(set(raw) - {"drift_share", "actions", "retrain_pipeline"})
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}", path=path, field="monitoring")
+    share = raw.get("drift_share", DRIFT_SHARE)
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share <= 1:
+        raise ConfigError("must be a number in (0, 1]", path=path, field="monitoring.drift_share")
+    actions = raw.get("actions", ["alert"])
+    if not isinstance(actions, list) or any(a not in _ACTIONS for a in actions):
+        raise ConfigError(
+            f"must be a list of {', '.join(_ACTIONS)}", path=path, field="monitoring.actions"
+        )
+    pipeline = raw.get("retrain_pipeline")
+    if "retrain" in actions and not pipeline:
+        raise ConfigError(
+            "the retrain action needs monitoring.retrain_pipeline", path=path, field="monitoring"
+        )
+    return Policy(float(share), tuple(actions), pipeline)
+
+
+def reference_sample(settings: Settings, model: str, version: str) -> Any:
+    """The reference sample logged when this version was packaged."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    client = store.client(settings)
+    run_id = client.get_model_version(model, version).run_id
+    if not run_id:
+        raise NotFoundError(f"{model} v{version} has no source run to read a reference from")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run_id, "reference.parquet", tmp)
+            return pd.read_parquet(path)
+    except (MlflowException, OSError):
+        raise NotFoundError(
+            f"{model} v{version} was packaged without a reference sample "
+            "(package(..., reference=training_inputs))"
+        ) from None
+
+
+def _error_rate(url: str, token: str | None) -> float | None:
+    try:
+        request = urllib.request.Request(f"{url}/metrics")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=2) as response:
+            text = response.read().decode()
+    except (OSError, urllib.error.URLError):
+        return None
+    ok = sum(float(m) for m in re.findall(r"^mlops_requests_total\{[^}]*\} (\S+)$", text, re.M))
+    bad = sum(
+        float(m) for m in re.findall(r"^mlops_request_errors_total\{[^}]*\} (\S+)$", text, re.M)
+    )
+    return bad / (ok + bad) if ok + bad else None
+
+
+def _aligned(reference: Any, current: Any) -> tuple[Any, Any]:
+    """Captured inputs are f0..fn; a reference with as many named columns is renamed to match."""
+    features = [c for c in current.columns if re.fullmatch(r"f\d+", str(c))]
+    cur = current[features]
+    ref = reference
+    if len(reference.columns) == len(features):
+        ref = reference.set_axis(features, axis=1)
+    return ref, cur
+
+
+def _record_alert(settings: Settings, entry: dict[str, Any]) -> None:
+    path = settings.state_dir / "alerts.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+
+
+def alerts(*, settings: Settings | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recent alerts, newest first."""
+    settings = settings or load_settings()
+    path = settings.state_dir / "alerts.jsonl"
+    if not path.exists():
+        return []
+    entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return list(reversed(entries))[:limit]
+
+
+def _act(
+    settings: Settings, policy: Policy, deployment: Any, version: str, report: DriftReport
+) -> list[str]:
+    from ..registry.service import rollback
+    from ..serving.manager import switch
+
+    done = []
+    for action in policy.actions:
+        if action == "alert":
+            done.append("alert")
+        elif action == "rollback":
+            alias = deployment.follow or "champion"
+            move = rollback(deployment.model, alias, f"drift on {deployment.id}", settings=settings)
+            switch(deployment.id, f"{deployment.model}/{move.to_version}", settings=settings)
+            done.append(
+                f"rollback {deployment.model}@{alias} v{move.from_version} -> v{move.to_version}"
+            )
+        elif action == "retrain" and policy.retrain_pipeline:
+            from ..pipelines.runner import PipelineFailed, run_pipeline
+
+            target = settings.resolve_inside(policy.retrain_pipeline)
+            try:
+                result = run_pipeline(target, settings=settings, progress=False, use_cache=False)
+                done.append(f"retrain {result.status} (pipeline run {result.run_id})")
+            except PipelineFailed as err:
+                done.append(f"retrain FAILED (pipeline run {err.result.run_id})")
+    return done
+
+
+def monitor(
+    deployment_id: str,
+    window: str | float = "1h",
+    *,
+    act: bool = True,
+    full_report: bool = False,
+    settings: Settings | None = None,
+) -> MonitorResult:
+    """Check a deployment's recent traffic; log a ``monitor`` run; act on the policy.
+
+    >>> jupyter_mlops.monitor("digits-prod", window="15m")  # doctest: +SKIP
+    """
+    import numpy as np
+    from mlflow.entities import Metric, RunTag
+
+    from ..serving.manager import get_deployment, inference_log
+
+    settings = settings or load_settings()
+    policy = load_policy(settings)
+    seconds = parse_window(window)
+    deployment = get_deployment(deployment_id, settings=settings)
+    current = inference_log(deployment_id, since=time.time() - seconds, settings=settings)
+    if current.empty:
+        raise DriftInputError(
+            f"{deployment_id} received no requests in the last {window}: nothing to compare"
+        )
+    version = str(current["version"].value_counts().idxmax())
+    reference = reference_sample(settings, deployment.model, version)
+    ref, cur = _aligned(reference, current)
+    report = drift(ref, cur)
+    shares: dict[str, float] = {}
+    outs = [c for c in current.columns if re.fullmatch(r"out\d+", str(c))]
+    if outs:
+        labels = current[outs].to_numpy().argmax(axis=1)
+        values, counts = np.unique(labels, return_counts=True)
+        shares = {str(int(v)): float(c) / len(labels) for v, c in zip(values, counts, strict=True)}
+    latency = current.drop_duplicates(["time", "version"])["latency_ms"]
+    triggered = report.share_drifted >= policy.drift_share
+    client = store.client(settings)
+    experiment = store.get_or_create_experiment(settings, f"monitor/{deployment.model}")
+    run = client.create_run(
+        experiment,
+        tags={
+            "mlops.kind": "monitor",
+            "mlops.deployment": deployment_id,
+            "mlops.model_name": deployment.model,
+            "mlops.model_version": version,
+            "mlops.window": str(window),
+        },
+        run_name=f"monitor {deployment_id}",
+    )
+    run_id = run.info.run_id
+    actions = _act(settings, policy, deployment, version, report) if triggered and act else []
+    now = int(time.time() * 1000)
+    error_rate = (
+        _error_rate(deployment.url, deployment.token) if deployment.status == "running" else None
+    )
+    metrics = {
+        "drift.share_drifted": report.share_drifted,
+        "drift.columns_drifted": float(len(report.drifted_columns)),
+        "rows": float(len(current)),
+        "latency_p50_ms": float(latency.quantile(0.5)),
+        "latency_p95_ms": float(latency.quantile(0.95)),
+        **{f"prediction_share.{k}": v for k, v in shares.items()},
+        **{f"drift.score.{c.column}": c.score for c in report.columns[:200]},
+    }
+    if error_rate is not None:
+        metrics["error_rate"] = error_rate
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v],
+        tags=[
+            RunTag("mlops.alert", str(triggered).lower()),
+            RunTag("mlops.actions", json.dumps(actions)),
+        ],
+    )
+    client.log_dict(run_id, report.to_dict(), "drift.json")
+    client.log_text(run_id, report.figure().to_json(), "drift_figure.json")
+    if full_report:
+        with tempfile.TemporaryDirectory() as tmp:
+            client.log_artifact(run_id, str(report.save_html(Path(tmp) / "drift_report.html")))
+    client.set_terminated(run_id, "FINISHED")
+    result = MonitorResult(
+        deployment=deployment_id,
+        model=deployment.model,
+        version=version,
+        run_id=run_id,
+        rows=len(current),
+        drift=report.to_dict(),
+        triggered=triggered,
+        actions=actions,
+        latency_p50_ms=metrics["latency_p50_ms"],
+        latency_p95_ms=metrics["latency_p95_ms"],
+        error_rate=error_rate,
+        prediction_shares=shares,
+    )
+    if triggered:
+        _record_alert(
+            settings,
+            {
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "deployment": deployment_id,
+                "model": deployment.model,
+                "version": version,
+                "share_drifted": report.share_drifted,
+                "drifted_columns": report.drifted_columns,
+                "actions": actions,
+                "run_id": run_id,
+            },
+        )
+    return result
+
+
+def format_alerts(entries: list[dict[str, Any]]) -> str:
+    if not entries:
+        return "no alerts"
+    from ..table import format_rows
+
+    rows = [
+        [
+            e["time"],
+            e["deployment"],
+            f"{e['model']} v{e['version']}",
+            f"{e['share_drifted']:.0%}",
+            ", ".join(e["drifted_columns"][:6]),
+            "; ".join(e["actions"]),
+        ]
+        for e in entries
+    ]
+    return format_rows(("time", "deployment", "model", "drifted", "columns", "actions"), rows)
