@@ -180,5 +180,15 @@ def use_fluent(settings: Settings) -> None:
     import mlflow
 
     client(settings)  # the schema, WAL and pragmas first
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
+    # MLflow also exports the URIs to os.environ; keep the environment as the user set it,
+    # or a later load_settings() for another project would read this one's store
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.registry_uri)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
