@@ -5,20 +5,27 @@ MLflow holds.
 2. templates/pipeline.yaml (ingest -> validate -> train -> evaluate -> package -> register
    -> deploy) runs as a papermill DAG, twice: the second run comes entirely from cache. The
    released model is left serving on this machine.
+3. The endpoint gets the test images, then the same images inverted: monitoring finds the
+   second batch drifted and records an alert.
 
 Usage: python examples/demo.py   (what `make demo` runs)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import papermill
 
 from jupyter_mlops.config import load_settings
+from jupyter_mlops.monitoring.monitor import alerts, format_alerts, monitor
 from jupyter_mlops.pipelines.history import format_pipeline_runs, pipeline_runs
 from jupyter_mlops.pipelines.runner import run_pipeline
 from jupyter_mlops.store import ui_command
@@ -26,6 +33,17 @@ from jupyter_mlops.tracking.drainer import drain_orphans
 from jupyter_mlops.tracking.queries import cell_runs, format_table
 
 HERE = Path(__file__).resolve().parent
+
+
+def send(url: str, rows: np.ndarray, batch: int = 32) -> None:
+    """POST rows to the endpoint the way a client application would."""
+    for i in range(0, len(rows), batch):
+        body = json.dumps({"inputs": rows[i : i + batch].tolist()}).encode()
+        request = urllib.request.Request(
+            f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
 
 def main() -> int:
@@ -66,6 +84,22 @@ def main() -> int:
         f"-d '{{\"inputs\": [[{', '.join(['0.5'] * 64)}]]}}'"
     )
     print("  (it keeps running; stop it with: jupyter mlops undeploy digits-prod)")
+
+    print("\nmonitoring: the test images as traffic, then the same images inverted (a shift)")
+    test = pd.read_parquet(HERE.parent / first.steps["ingest"].outputs["test_path"])
+    images = (test.drop(columns="target").to_numpy() / 16.0).astype("float32")
+    normal_from = time.time()
+    send(endpoint, images)
+    time.sleep(1.5)  # the server writes captured requests every half second
+    window = f"{time.time() - normal_from + 1:.0f}s"
+    print(monitor("digits-prod", window=window, settings=settings).summary())
+    time.sleep(1.0)
+    shifted_from = time.time()
+    send(endpoint, 1.0 - images)
+    time.sleep(1.5)
+    window = f"{time.time() - shifted_from + 1:.0f}s"
+    print(monitor("digits-prod", window=window, settings=settings).summary())
+    print(format_alerts(alerts(settings=settings, limit=3)))
     print("\npipeline runs:")
     print(format_pipeline_runs(pipeline_runs(settings, limit=5)))
     print(f"\nopen the MLflow UI on this store:\n  {ui_command(settings)}")

@@ -118,9 +118,12 @@ def load_policy(settings: Settings) -> Policy:
 
 def reference_sample(settings: Settings, model: str, version: str) -> Any:
     """The reference sample logged when this version was packaged."""
+    import os
+
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = store.client(settings)
     run_id = client.get_model_version(model, version).run_id
     if not run_id:

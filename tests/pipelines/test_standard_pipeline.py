@@ -26,7 +26,8 @@ def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
         for d in deployments():
             if d.status == "running":
                 undeploy(d.id)
-    assert [s.status for s in result.steps.values()] == ["FINISHED"] * 7
+    assert [s.status for s in result.steps.values()] == ["FINISHED"] * 8
+    assert result.steps["monitor"].outputs == {"status": "no traffic", "share_drifted": 0.0}
     ingest = result.steps["ingest"].outputs
     assert ingest["n_train"] == 1437
     assert (project / ingest["train_path"]).is_file()
@@ -80,6 +81,7 @@ def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
         "package": "SKIPPED",
         "register": "SKIPPED",
         "deploy": "SKIPPED",
+        "monitor": "SKIPPED",
     }
     assert "is below min_accuracy 0.9999" in str(err.value)
 
