@@ -46,7 +46,7 @@ def training_only(spec: Path) -> Path:
 
     data = yaml.safe_load(spec.read_text())
     data["steps"] = {
-        k: v for k, v in data["steps"].items() if k not in ("package", "register", "deploy")
+        k: v for k, v in data["steps"].items() if k not in ("package", "register", "deploy", "monitor")
     }
     target = spec.with_name("train_only.yaml")
     target.write_text(yaml.safe_dump(data, sort_keys=False))

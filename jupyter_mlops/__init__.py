@@ -6,35 +6,81 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._display import output
 from ._version import __version__
 from .config import Settings, load_settings
 from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, UsageError
-from .monitoring.drift import DriftReport, drift
-from .monitoring.monitor import MonitorResult, alerts, monitor
-from .packaging.package import PackagedModel, package
-from .pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
-from .pipelines.sweep import SweepResult, run_sweep
-from .registry.service import (
-    PromotionRefused,
-    history,
-    models,
-    promote,
-    register,
-    rollback,
-)
-from .serving.manager import (
-    Deployment,
-    deploy,
-    deployments,
-    inference_log,
-    set_traffic,
-    switch,
-    undeploy,
-)
 from .tracking.api import flush, log_metrics, log_params, set_tags
+
+if TYPE_CHECKING:
+    from .monitoring.drift import DriftReport, drift
+    from .monitoring.monitor import MonitorResult, alerts, monitor
+    from .packaging.package import PackagedModel, package
+    from .pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
+    from .pipelines.sweep import SweepResult, run_sweep
+    from .registry.service import (
+        PromotionRefused,
+        history,
+        models,
+        promote,
+        register,
+        rollback,
+    )
+    from .serving.manager import (
+        Deployment,
+        deploy,
+        deployments,
+        inference_log,
+        set_traffic,
+        switch,
+        undeploy,
+    )
+
+# imported on first use, so %load_ext pays only for tracking
+_LAZY = {
+    "DriftReport": "monitoring.drift",
+    "drift": "monitoring.drift",
+    "MonitorResult": "monitoring.monitor",
+    "alerts": "monitoring.monitor",
+    "monitor": "monitoring.monitor",
+    "PackagedModel": "packaging.package",
+    "package": "packaging.package",
+    "PipelineFailed": "pipelines.runner",
+    "PipelineResult": "pipelines.runner",
+    "run_pipeline": "pipelines.runner",
+    "SweepResult": "pipelines.sweep",
+    "run_sweep": "pipelines.sweep",
+    "PromotionRefused": "registry.service",
+    "history": "registry.service",
+    "models": "registry.service",
+    "promote": "registry.service",
+    "register": "registry.service",
+    "rollback": "registry.service",
+    "Deployment": "serving.manager",
+    "deploy": "serving.manager",
+    "deployments": "serving.manager",
+    "inference_log": "serving.manager",
+    "set_traffic": "serving.manager",
+    "switch": "serving.manager",
+    "undeploy": "serving.manager",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jupyter_mlops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ConfigError",

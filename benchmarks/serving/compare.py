@@ -9,11 +9,14 @@ in its own processes on the same machine as the server; CPU seconds of both are 
 client-bound measurement shows as such.
 
 Goals: launch-to-ready < 2 s; throughput >= 3x MLflow's at concurrency 8; p99 <= 0.5x
-MLflow's; soak with 0 errors and < 10 % memory growth.
+MLflow's; soak with 0 errors and < 10 % growth of the server's resident memory under load
+(from 5 s into the soak to its end). ``--no-capture`` deploys ours without capture, to see
+what capture costs.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
@@ -51,6 +54,8 @@ MEASUREMENTS = [
 ]
 SOAK_SECONDS = 60.0
 SOAK_CONCURRENCY = 16
+#: memory growth is measured under load, from this many seconds into the soak to its end
+SOAK_RSS_FROM = 5.0
 READY_TIMEOUT = 90.0
 CLIENT_TIMEOUT = 300.0
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
@@ -162,7 +167,8 @@ def run_client(
     rss_of: int | None = None,
 ) -> dict:
     """Run the load client to completion: its result, the server's CPU seconds over the run
-    and, with ``rss_of``, that process's resident memory sampled every half second."""
+    and, with ``rss_of``, that process's resident memory sampled every half second as
+    (seconds since the client started, MB)."""
     amount = ["--requests", str(requests)] if requests else ["--duration", str(duration)]
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = Path(fh.name)
@@ -170,11 +176,12 @@ def run_client(
         sys.executable, str(HERE / "loadgen.py"), "--url", f"http://{HOST}:{port}/invocations",
         "--bodies", str(bodies), "--out", str(out), "--concurrency", str(concurrency), *amount,
     ]  # fmt: skip
-    samples = [rss_mb(rss_of)] if rss_of else []
+    samples: list[tuple[float, float]] = []
     cpu_before = cpu_seconds(server)
     busy_before = machine_busy_seconds()
     proc = subprocess.Popen(command, start_new_session=True)
-    deadline = time.monotonic() + CLIENT_TIMEOUT
+    launched = time.monotonic()
+    deadline = launched + CLIENT_TIMEOUT
     try:
         while True:
             try:
@@ -182,7 +189,7 @@ def run_client(
                 break
             except subprocess.TimeoutExpired:
                 if rss_of:
-                    samples.append(rss_mb(rss_of))
+                    samples.append((time.monotonic() - launched, rss_mb(rss_of)))
                 if time.monotonic() > deadline:
                     late = f"load client still running after {CLIENT_TIMEOUT:g} s"
                     raise RuntimeError(late) from None
@@ -272,39 +279,20 @@ def build_model(settings: Any) -> str:
     return version
 
 
-def ratio_line(label: str, ours: dict, theirs: dict, goal: str) -> str:
-    throughput = ours["throughput"] / theirs["throughput"]
-    p99 = ours["p99"] / theirs["p99"]
-    return (
-        f"  {label:<24} RATIO throughput ours/MLflow {throughput:5.2f}x   "
-        f"RATIO p99 ours/MLflow {p99:5.2f}x{goal}"
-    )
-
-
-# -- main ----------------------------------------------------------------------------------------
-def main() -> None:
-    # a SIGTERM unwinds like Ctrl-C, so the servers started here are stopped on the way out
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    torch.set_num_threads(1)
-    root = fresh_project("serving")
-    settings = load_settings(root)
-    started = time.perf_counter()
-    print(f"machine: {os.cpu_count()} cores; server and load client share them")
-    print("load average at start: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
-    version = build_model(settings)
-    bodies = write_bodies(root)
-    print(f"model: MLP 64-64-10 packaged to ONNX, registered as bench/{version} @champion")
-
-    # ---- ours ----
-    print("\nours: jupyter_mlops.serving (capture on: every request written to .mlops/inference/)")
+# -- the two servers ---------------------------------------------------------------------------
+def bench_ours(settings: Any, bodies: dict[int, Path], probe: bytes, capture: bool) -> dict:
+    """Launch-to-ready, the measurements and the soak of our server."""
+    root = settings.project_dir
+    where = "every request written to .mlops/inference/" if capture else "off"
+    print(f"\nours: jupyter_mlops.serving (capture {where})")
     deploy_start = time.perf_counter()
-    deployment = manager.deploy("bench@champion", settings=settings, capture=True)
-    deploy_took = time.perf_counter() - deploy_start
-    ours_launch: list[float] = []
-    soak: dict[str, Any] = {}
+    deployment = manager.deploy("bench@champion", settings=settings, capture=capture)
+    print(
+        f"  deploy() to ready {time.perf_counter() - deploy_start:.2f} s (fetches the version too)"
+    )
     try:
-        print(f"  deploy() to ready {deploy_took:.2f} s (includes fetching the version)")
         config = settings.state_dir / "deployments" / deployment.id / "deployment.json"
+        launches = []
         for i in range(OUR_LAUNCHES):
             port = free_port()
             log = root / f"launch-ours-{i}.log"
@@ -317,108 +305,141 @@ def main() -> None:
                     start_new_session=True,
                 )  # fmt: skip
             try:
-                ours_launch.append(wait_ready(proc, port, t0, log))
+                launches.append(wait_ready(proc, port, t0, log))
             finally:
                 stop(proc)
-        print("  launch to ready: " + ", ".join(f"{t:.2f} s" for t in ours_launch))
+        print("  launch to ready: " + ", ".join(f"{t:.2f} s" for t in launches))
+        answer = post(deployment.port, probe)["predictions"]["output"]
+        pids = [deployment.pid]
+        *results, sent = measure("ours", deployment.port, pids, bodies)
 
-        # the same model answers the same on both servers: checked against MLflow below
-        probe_rows = np.round(np.random.default_rng(1).random((4, 64)), 4)
-        probe = json.dumps({"inputs": probe_rows.tolist()})
-        ours_probe = np.asarray(post(deployment.port, probe.encode())["predictions"]["output"])
-        ours_pids = [deployment.pid]
-        *ours, sent = measure("ours", deployment.port, ours_pids, bodies)
-
-        # ---- soak ----
+        rss_before = rss_mb(deployment.pid)
         soak = run_client(
-            deployment.port, bodies[1], SOAK_CONCURRENCY, ours_pids, duration=SOAK_SECONDS,
+            deployment.port, bodies[1], SOAK_CONCURRENCY, pids, duration=SOAK_SECONDS,
             rss_of=deployment.pid,
         )  # fmt: skip
-        soak_start_rss = soak["rss_samples"][0]
-        samples = soak["rss_samples"]
-        time.sleep(1.0)  # let the capture writer flush
-        soak_end_rss = rss_mb(deployment.pid)
-        samples.append(soak_end_rss)
-        capture_dir = settings.state_dir / "inference" / deployment.id
+        time.sleep(1.0)  # the capture writer flushes every half second
+        under_load = [mb for t, mb in soak["rss_samples"] if t >= SOAK_RSS_FROM]
+        soak.update(
+            rss_before=rss_before, rss_after=rss_mb(deployment.pid), rss_start=under_load[0],
+            rss_end=under_load[-1], rss_max=max(under_load),
+            sent=1 + sent["requests"] + soak["requests"],  # 1: the probe
+        )  # fmt: skip
         captured = 0
-        for path in capture_dir.glob("capture-*.jsonl"):
+        for path in (settings.state_dir / "inference" / deployment.id).glob("capture-*.jsonl"):
             with open(path, "rb") as fh:
                 captured += sum(1 for _ in fh)
-        soak.update(
-            rss_start=soak_start_rss, rss_end=soak_end_rss, rss_max=max(samples), captured=captured,
-            sent=sent["requests"] + soak["requests"],
-        )  # fmt: skip
+        soak["captured"] = captured
     finally:
         manager.undeploy(deployment.id, settings=settings)
+    return {"launches": launches, "answer": answer, "results": results, "soak": soak}
 
-    # ---- MLflow ----
+
+def bench_mlflow(settings: Any, version: str, bodies: dict[int, Path], probe: bytes) -> dict:
+    """Launch-to-ready of ``mlflow models serve``; the measurements on its last launch."""
     print("\nanchor: mlflow models serve --env-manager local (same registered version)")
     venv_bin = str(Path(sys.executable).parent)
     env = dict(
         os.environ,
         MLFLOW_TRACKING_URI=settings.tracking_uri,
         MLFLOW_REGISTRY_URI=settings.registry_uri,
-        PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",  # it runs `uvicorn`
     )
-    mlflow_launch: list[float] = []
-    theirs: list[dict] = []
+    launches: list[float] = []
+    found: dict[str, Any] = {}
     for i in range(MLFLOW_LAUNCHES):
         port = free_port()
-        log = root / f"launch-mlflow-{i}.log"
+        log = settings.project_dir / f"launch-mlflow-{i}.log"
         with open(log, "wb") as out:
             t0 = time.perf_counter()
             proc = subprocess.Popen(
                 [os.path.join(venv_bin, "mlflow"), "models", "serve", "-m",
                  f"models:/bench/{version}", "--env-manager", "local", "-h", HOST,
                  "-p", str(port)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root,
-                env=env, start_new_session=True,
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=settings.project_dir, env=env, start_new_session=True,
             )  # fmt: skip
         try:
-            mlflow_launch.append(wait_ready(proc, port, t0, log))
-            if i == MLFLOW_LAUNCHES - 1:
-                theirs_probe = np.asarray(post(port, probe.encode())["predictions"]["output"])
-                diff = float(np.abs(theirs_probe - ours_probe).max())
-                print(f"  same predictions as ours: max abs diff {diff:.2g}")
-                print("  launch to ready: " + ", ".join(f"{t:.2f} s" for t in mlflow_launch))
-                mlflow_pids = descendants(proc.pid)
-                *theirs, _ = measure("MLflow", port, mlflow_pids, bodies)
-                mlflow_rss = max(rss_mb(p) for p in mlflow_pids)
+            launches.append(wait_ready(proc, port, t0, log))
+            if i < MLFLOW_LAUNCHES - 1:
+                continue
+            print("  launch to ready: " + ", ".join(f"{t:.2f} s" for t in launches))
+            found["answer"] = post(port, probe)["predictions"]["output"]
+            pids = descendants(proc.pid)  # the CLI and the uvicorn it runs
+            *found["results"], _ = measure("MLflow", port, pids, bodies)
+            found["rss"] = max(rss_mb(p) for p in pids)
         finally:
             stop(proc)
+    return {"launches": launches, **found}
 
-    # ---- summary ----
+
+def report(ours: dict, theirs: dict, capture: bool) -> None:
     print("\nsummary")
-    ours_ready = median(ours_launch)
+    diff = float(np.abs(np.asarray(ours["answer"]) - np.asarray(theirs["answer"])).max())
+    print(f"  same request, same predictions from both servers: max abs diff {diff:.2g}")
+    mine, anchor = median(ours["launches"]), median(theirs["launches"])
     print(
-        f"  launch to ready (median)  ours {ours_ready:.2f} s   MLflow "
-        f"{median(mlflow_launch):.2f} s   RATIO {ours_ready / median(mlflow_launch):.2f}x"
-        f"   goal ours < 2 s: {'met' if ours_ready < 2 else 'NOT met'}"
+        f"  {'launch to ready (median)':<24} ours {mine:.2f} s   MLflow {anchor:.2f} s   "
+        f"RATIO {mine / anchor:.2f}x   goal ours < 2 s: {'met' if mine < 2 else 'NOT met'}"
     )
-    for (label, *_), o, t in zip(MEASUREMENTS, ours, theirs):
+    for (label, *_), o, t in zip(MEASUREMENTS, ours["results"], theirs["results"]):
+        throughput = o["throughput"] / t["throughput"]
+        p99 = o["p99"] / t["p99"]
         goal = ""
         if label == "batch 1, concurrency 8":
-            met = o["throughput"] >= 3 * t["throughput"] and o["p99"] <= 0.5 * t["p99"]
+            met = throughput >= 3 and p99 <= 0.5
             goal = f"   goals >= 3x, <= 0.5x: {'met' if met else 'NOT met'}"
-        print(ratio_line(label, o, t, goal))
+        print(
+            f"  {label:<24} RATIO throughput ours/MLflow {throughput:5.2f}x   "
+            f"RATIO p99 ours/MLflow {p99:5.2f}x{goal}"
+        )
+    soak = ours["soak"]
     growth = (soak["rss_end"] - soak["rss_start"]) / soak["rss_start"]
     print(
-        f"  soak, ours, {SOAK_SECONDS:.0f} s at concurrency {SOAK_CONCURRENCY}, batch 1, "
-        f"capture on: "
-        f"{soak['requests']} requests ({soak['throughput']:.0f} req/s), {soak['errors']} errors, "
-        f"p50 {soak['p50']:.2f} ms, p99 {soak['p99']:.2f} ms"
+        f"  soak of ours, {SOAK_SECONDS:.0f} s at concurrency {SOAK_CONCURRENCY}, batch 1, "
+        f"capture {'on' if capture else 'off'}: {soak['requests']} requests "
+        f"({soak['throughput']:.0f} req/s), {soak['errors']} errors, p50 {soak['p50']:.2f} ms, "
+        f"p99 {soak['p99']:.2f} ms"
+    )
+    print(f"    {cpu_note(soak)}")
+    if capture:
+        print(f"    captured: {soak['captured']} of the {soak['sent']} requests sent to our server")
+    print(
+        f"    server RSS under load: {soak['rss_start']:.1f} MB at {SOAK_RSS_FROM:g} s, "
+        f"{soak['rss_end']:.1f} MB at the end (max {soak['rss_max']:.1f}), growth {growth:+.1%}"
     )
     print(
-        f"  {'':<6}{cpu_note(soak)}; {soak['captured']} of the {soak['sent']} "
-        "requests sent to our server captured"
-    )
-    print(
-        f"  {'':<6}server RSS {soak['rss_start']:.1f} MB at start, {soak['rss_end']:.1f} MB at end "
-        f"(max {soak['rss_max']:.1f}), growth {growth:+.1%}; MLflow's server after its runs "
-        f"{mlflow_rss:.1f} MB"
+        f"    server RSS idle: {soak['rss_before']:.1f} MB before the soak, "
+        f"{soak['rss_after']:.1f} MB after; MLflow's server after its runs {theirs['rss']:.1f} MB"
     )
     met = soak["errors"] == 0 and growth < 0.10
-    print(f"  {'':<6}goals 0 errors, growth < 10 %: {'met' if met else 'NOT met'}")
+    print(f"    goals 0 errors, growth < 10 %: {'met' if met else 'NOT met'}")
+
+
+# -- main ----------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--no-capture", action="store_true", help="deploy ours without request capture"
+    )
+    args = parser.parse_args()
+    # a SIGTERM unwinds like Ctrl-C, so the servers started here are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    root = fresh_project("serving")
+    settings = load_settings(root)
+    print(f"machine: {os.cpu_count()} cores; the servers and the load client share them")
+    print("load average at start: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    version = build_model(settings)
+    bodies = write_bodies(root)
+    probe_rows = np.round(np.random.default_rng(1).random((4, 64)), 4)
+    probe = json.dumps({"inputs": probe_rows.tolist()}).encode()
+    print(f"model: MLP 64-64-10 packaged to ONNX, registered as bench/{version} @champion")
+    capture = not args.no_capture
+    ours = bench_ours(settings, bodies, probe, capture)
+    theirs = bench_mlflow(settings, version, bodies, probe)
+    report(ours, theirs, capture)
     print("load average at end: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     print(f"project: {root}   total {time.perf_counter() - started:.0f} s")
 
