@@ -21,7 +21,7 @@ from ..config import Settings, load_settings
 from ..tracking.session import INTERACTIVE_EXPERIMENT
 from .card import model_card
 from .errors import PackagingError
-from .export import as_inputs, check_runs, export_onnx, require
+from .export import as_inputs, check_runs, export_onnx
 from .parity import ParityReport, check_parity
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -108,7 +108,8 @@ def _signature(proto: Any) -> dict[str, Any]:
         out = []
         for v in values:
             tensor = v.type.tensor_type
-            shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+            # a named or unset dimension is dynamic (the batch axis)
+            shape = [d.dim_value if d.HasField("dim_value") else "batch" for d in tensor.shape.dim]
             out.append(
                 {
                     "name": v.name,
@@ -153,7 +154,8 @@ def package(
     metrics: dict[str, float] | None = None,
     settings: Settings | None = None,
 ) -> PackagedModel:
-    """Export a ``torch.nn.Module`` to ONNX, check parity, log it as an MLflow model.
+    """Export a ``torch.nn.Module`` (or a scikit-learn estimator) to ONNX, check parity,
+    log it as an MLflow model.
 
     ``example_input`` is a batch (a tensor or array, or a tuple of them for several inputs).
     ``reference`` is a sample of the training inputs kept for drift checks; ``metrics`` are
@@ -164,11 +166,13 @@ def package(
     >>> packaged.parity["max_abs_diff"]  # doctest: +SKIP
     1.2e-07
     """
-    torch = require("torch", "torch")
-    if not isinstance(model, torch.nn.Module):
+    from .sklearn import is_estimator
+
+    torch_module = _is_torch_module(model)
+    if not torch_module and not is_estimator(model):
         raise PackagingError(
-            f"package() takes a torch.nn.Module, got {type(model).__module__}."
-            f"{type(model).__name__}"
+            "package() takes a torch.nn.Module or a scikit-learn estimator, got "
+            f"{type(model).__module__}.{type(model).__name__}"
         )
     name = name or type(model).__name__.lower()
     if not _NAME.match(name):
@@ -176,26 +180,47 @@ def package(
     if tolerance < 0:
         raise PackagingError(f"tolerance must be >= 0, got {tolerance}")
     settings = settings or load_settings()
+    scratch = Path(tempfile.mkdtemp(prefix="jupyter-mlops-package-"))
+    try:
+        onnx_path = scratch / "model.onnx"
+        if torch_module:
+            proto, parity, feed = _torch_onnx(model, example_input, onnx_path, tolerance)
+        else:
+            from .sklearn import check_sklearn_parity, export_sklearn
+
+            proto, matrix = export_sklearn(model, example_input, onnx_path)
+            parity = check_sklearn_parity(model, onnx_path, matrix, tolerance)
+            feed = {"input": matrix[:5]}
+        ref = _reference_frame(reference) if reference is not None else None
+        return _log(settings, name, proto, onnx_path, feed, parity, ref, metrics or {})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _is_torch_module(model: Any) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")  # a torch module exists only if torch is imported
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _torch_onnx(
+    model: Any, example_input: Any, onnx_path: Path, tolerance: float
+) -> tuple[Any, ParityReport, dict[str, Any]]:
     inputs = as_inputs(example_input)
     was_training = model.training
     model.eval()
     try:
-        check_runs(model, inputs)
         input_names = ["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))]
         outputs = check_runs(model, inputs)
         n_out = len(outputs) if isinstance(outputs, (tuple, list)) else 1
         output_names = ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]
-        scratch = Path(tempfile.mkdtemp(prefix="jupyter-mlops-package-"))
-        try:
-            onnx_path = scratch / "model.onnx"
-            proto = export_onnx(model, inputs, onnx_path, input_names, output_names)
-            parity = check_parity(model, onnx_path, inputs, input_names, tolerance)
-            ref = _reference_frame(reference) if reference is not None else None
-            return _log(settings, name, proto, onnx_path, inputs, parity, ref, metrics or {})
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        proto = export_onnx(model, inputs, onnx_path, input_names, output_names)
+        parity = check_parity(model, onnx_path, inputs, input_names, tolerance)
     finally:
         model.train(was_training)
+    feed = {n: t[:5].numpy() for n, t in zip(input_names, inputs, strict=True)}
+    return proto, parity, feed
 
 
 def _log(
@@ -203,7 +228,7 @@ def _log(
     name: str,
     proto: Any,
     onnx_path: Path,
-    inputs: tuple[Any, ...],
+    feed: dict[str, Any],
     parity: ParityReport,
     reference: Any,
     extra_metrics: dict[str, float],
@@ -246,7 +271,6 @@ def _log(
         import mlflow.onnx
         from mlflow.models import infer_signature
 
-        feed = {n: t[:5].numpy() for n, t in zip([i.name for i in proto.graph.input], inputs)}
         example = next(iter(feed.values())) if len(feed) == 1 else feed
         with mlflow.start_run(run_id=run_id):
             info = mlflow.onnx.log_model(

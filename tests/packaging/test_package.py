@@ -100,15 +100,32 @@ def test_logged_as_mlflow_onnx_model_with_card_and_reference(packaged: Any) -> N
     assert np.asarray(out["output"] if isinstance(out, dict) else out).shape == (4, 10)
 
 
-def test_not_a_torch_module(project: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
-
+def test_not_a_model(project: Path) -> None:
     with pytest.raises(PackagingError) as err:
-        package(LogisticRegression(), np.zeros((2, 3)), name="x")
+        package({"weights": [1, 2]}, np.zeros((2, 3)), name="x")
     assert (
-        "package() takes a torch.nn.Module, got sklearn.linear_model._logistic.LogisticRegression"
+        "package() takes a torch.nn.Module or a scikit-learn estimator, got builtins.dict"
         in str(err.value)
     )
+
+
+def test_scikit_learn_estimator_through_skl2onnx(project: Path) -> None:
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(X / 16.0, y)
+    result = package(model, X[:20] / 16.0, name="digits-lr", reference=X[:200] / 16.0)
+    assert result.parity["passed"] and result.parity["max_abs_diff"] < 1e-4
+    assert result.signature["inputs"] == [{"name": "input", "dtype": "float32", "shape": [-1, 64]}]
+    assert [o["name"] for o in result.signature["outputs"]] == ["label", "probabilities"]
+    with pytest.raises(PackagingError, match=r"does not accept the example of shape \(2, 5\)"):
+        package(model, np.zeros((2, 5)), name="digits-lr")
+    with pytest.raises(ParityError, match="ONNX Runtime and scikit-learn disagree"):
+        package(model, X[:20] / 16.0, name="strict-lr", tolerance=0.0)
+    assert [r.data.tags["mlops.model_name"] for r in runs_of_kind(project, "package")] == [
+        "digits-lr"
+    ]
 
 
 def test_example_of_the_wrong_shape(project: Path) -> None:
