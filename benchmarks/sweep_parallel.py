@@ -28,7 +28,7 @@ def timed_sweep(spec: Path, parallel: int) -> tuple[float, str]:
     start = time.perf_counter()
     result = run_sweep(
         spec,
-        {"epochs": "2"},
+        {"epochs": "2", "min_accuracy": "0.5"},
         GRID,
         parallel=parallel,
         use_cache=False,
@@ -46,7 +46,9 @@ def training_only(spec: Path) -> Path:
 
     data = yaml.safe_load(spec.read_text())
     data["steps"] = {
-        k: v for k, v in data["steps"].items() if k not in ("package", "register", "deploy", "monitor")
+        k: v
+        for k, v in data["steps"].items()
+        if k not in ("package", "register", "deploy", "monitor")
     }
     target = spec.with_name("train_only.yaml")
     target.write_text(yaml.safe_dump(data, sort_keys=False))

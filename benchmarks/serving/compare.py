@@ -3,10 +3,12 @@
 One registered MLP (64 -> 64 -> 10, like the digits model) is served both ways. Measured:
 launch-to-ready (process start to the first ``/ping`` 200), throughput and p50/p99 latency at
 batch 1 with 1 and 8 concurrent clients and at batch 64 with 8, then a 60 s soak of our server
-alone at 16 clients (errors and resident memory growth). Our deployment captures every
-request to ``.mlops/inference/<id>/``, as in real use. The load client (``loadgen.py``) runs
-in its own processes on the same machine as the server; CPU seconds of both are printed so a
-client-bound measurement shows as such.
+alone at 16 clients (errors and resident memory growth). Each measurement runs on ours and
+right after on MLflow's, both servers up, so load from elsewhere on the machine hits both
+alike. Our deployment captures every request to ``.mlops/inference/<id>/``, as in real use.
+The load client (``loadgen.py``) runs in its own processes on the same machine as the server;
+the CPU seconds of server, client and every other process are printed with each result, so a
+client-bound or disturbed measurement shows as such.
 
 Goals: launch-to-ready < 2 s; throughput >= 3x MLflow's at concurrency 8; p99 <= 0.5x
 MLflow's; soak with 0 errors and < 10 % growth of the server's resident memory under load
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,8 @@ SOAK_RSS_FROM = 5.0
 READY_TIMEOUT = 90.0
 CLIENT_TIMEOUT = 300.0
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+#: CPU other processes may take during a measurement (in cores) before it is flagged
+DISTURBED_CORES = 0.25
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -215,32 +220,28 @@ def summarize(result: dict) -> dict:
     return result
 
 
+def disturbed(r: dict) -> bool:
+    """Whether other processes of the machine took more than a quarter of a core."""
+    return r["other_cpu"] / r["wall"] > DISTURBED_CORES
+
+
 def cpu_note(r: dict) -> str:
     """Where the CPU went during a run; ``other`` is every other process of the machine (it
     includes the load client's start-up and the time before its first request)."""
+    flag = "  DISTURBED by other processes" if disturbed(r) else ""
     return (
         f"cpu s: server {r['server_cpu']:.1f}, client {r['client_cpu']:.1f}, "
-        f"other {r['other_cpu']:.1f} in {r['wall']:.1f} s wall x {os.cpu_count()} cores"
+        f"other {r['other_cpu']:.1f} in {r['wall']:.1f} s wall x {os.cpu_count()} cores{flag}"
     )
 
 
-def measure(name: str, port: int, server: list[int], bodies: dict[int, Path]) -> list[dict]:
-    """Warm-up, then each of ``MEASUREMENTS``; the last item sums every request sent."""
-    warm = [
-        run_client(port, bodies[1], 4, server, requests=WARMUP_REQUESTS),
-        run_client(port, bodies[64], 4, server, requests=20),
-    ]
-    results = []
-    for label, batch, concurrency, requests in MEASUREMENTS:
-        r = run_client(port, bodies[batch], concurrency, server, requests=requests)
-        results.append(r)
-        errors = f", {r['errors']} errors ({r['first_error']})" if r["errors"] else ""
-        print(
-            f"  {name:<7} {label:<24} {r['throughput']:8.0f} req/s  p50 {r['p50']:7.2f} ms  "
-            f"p99 {r['p99']:7.2f} ms{errors}"
-        )
-        print(f"  {'':<7} {'':<24} {cpu_note(r)}")
-    return [*results, {"requests": sum(r["requests"] for r in warm + results)}]
+def print_result(name: str, label: str, r: dict) -> None:
+    errors = f", {r['errors']} errors ({r['first_error']})" if r["errors"] else ""
+    print(
+        f"  {name:<7} {label:<24} {r['throughput']:8.0f} req/s  p50 {r['p50']:7.2f} ms  "
+        f"p99 {r['p99']:7.2f} ms{errors}"
+    )
+    print(f"  {'':<7} {'':<24} {cpu_note(r)}")
 
 
 def post(port: int, body: bytes) -> Any:
@@ -280,64 +281,51 @@ def build_model(settings: Any) -> str:
 
 
 # -- the two servers ---------------------------------------------------------------------------
-def bench_ours(settings: Any, bodies: dict[int, Path], probe: bytes, capture: bool) -> dict:
-    """Launch-to-ready, the measurements and the soak of our server."""
-    root = settings.project_dir
-    where = "every request written to .mlops/inference/" if capture else "off"
-    print(f"\nours: jupyter_mlops.serving (capture {where})")
-    deploy_start = time.perf_counter()
-    deployment = manager.deploy("bench@champion", settings=settings, capture=capture)
-    print(
-        f"  deploy() to ready {time.perf_counter() - deploy_start:.2f} s (fetches the version too)"
-    )
-    try:
-        config = settings.state_dir / "deployments" / deployment.id / "deployment.json"
-        launches = []
-        for i in range(OUR_LAUNCHES):
-            port = free_port()
-            log = root / f"launch-ours-{i}.log"
-            with open(log, "wb") as out:
-                t0 = time.perf_counter()
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "jupyter_mlops.serving", "--config", str(config),
-                     "--host", HOST, "--port", str(port)],
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root,
-                    start_new_session=True,
-                )  # fmt: skip
-            try:
-                launches.append(wait_ready(proc, port, t0, log))
-            finally:
-                stop(proc)
-        print("  launch to ready: " + ", ".join(f"{t:.2f} s" for t in launches))
-        answer = post(deployment.port, probe)["predictions"]["output"]
-        pids = [deployment.pid]
-        *results, sent = measure("ours", deployment.port, pids, bodies)
+@dataclass
+class Server:
+    name: str
+    port: int
+    #: the processes whose CPU counts as the server's
+    pids: list[int]
+    launches: list[float] = field(default_factory=list)
+    results: list[dict] = field(default_factory=list)
+    sent: int = 0
 
-        rss_before = rss_mb(deployment.pid)
-        soak = run_client(
-            deployment.port, bodies[1], SOAK_CONCURRENCY, pids, duration=SOAK_SECONDS,
-            rss_of=deployment.pid,
-        )  # fmt: skip
-        time.sleep(1.0)  # the capture writer flushes every half second
-        under_load = [mb for t, mb in soak["rss_samples"] if t >= SOAK_RSS_FROM]
-        soak.update(
-            rss_before=rss_before, rss_after=rss_mb(deployment.pid), rss_start=under_load[0],
-            rss_end=under_load[-1], rss_max=max(under_load),
-            sent=1 + sent["requests"] + soak["requests"],  # 1: the probe
-        )  # fmt: skip
-        captured = 0
-        for path in (settings.state_dir / "inference" / deployment.id).glob("capture-*.jsonl"):
-            with open(path, "rb") as fh:
-                captured += sum(1 for _ in fh)
-        soak["captured"] = captured
-    finally:
-        manager.undeploy(deployment.id, settings=settings)
-    return {"launches": launches, "answer": answer, "results": results, "soak": soak}
+    def load(self, bodies: Path, concurrency: int, **kwargs: Any) -> dict:
+        result = run_client(self.port, bodies, concurrency, self.pids, **kwargs)
+        self.sent += result["requests"]
+        return result
+
+    def post(self, body: bytes) -> Any:
+        self.sent += 1
+        return post(self.port, body)
 
 
-def bench_mlflow(settings: Any, version: str, bodies: dict[int, Path], probe: bytes) -> dict:
-    """Launch-to-ready of ``mlflow models serve``; the measurements on its last launch."""
-    print("\nanchor: mlflow models serve --env-manager local (same registered version)")
+def time_our_launches(settings: Any, deployment: manager.Deployment) -> list[float]:
+    """Process start to first ``/ping`` 200 of our server, for an existing deployment."""
+    config = settings.state_dir / "deployments" / deployment.id / "deployment.json"
+    launches = []
+    for i in range(OUR_LAUNCHES):
+        port = free_port()
+        log = settings.project_dir / f"launch-ours-{i}.log"
+        with open(log, "wb") as out:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyter_mlops.serving", "--config", str(config),
+                 "--host", HOST, "--port", str(port)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=settings.project_dir, start_new_session=True,
+            )  # fmt: skip
+        try:
+            launches.append(wait_ready(proc, port, t0, log))
+        finally:
+            stop(proc)
+    return launches
+
+
+def launch_mlflow(settings: Any, version: str) -> tuple[list[float], subprocess.Popen, int]:
+    """``mlflow models serve`` launched ``MLFLOW_LAUNCHES`` times, each timed to its first
+    ``/ping`` 200; the last one is left running (process, port) for the caller to stop."""
     venv_bin = str(Path(sys.executable).parent)
     env = dict(
         os.environ,
@@ -346,7 +334,6 @@ def bench_mlflow(settings: Any, version: str, bodies: dict[int, Path], probe: by
         PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",  # it runs `uvicorn`
     )
     launches: list[float] = []
-    found: dict[str, Any] = {}
     for i in range(MLFLOW_LAUNCHES):
         port = free_port()
         log = settings.project_dir / f"launch-mlflow-{i}.log"
@@ -361,28 +348,56 @@ def bench_mlflow(settings: Any, version: str, bodies: dict[int, Path], probe: by
             )  # fmt: skip
         try:
             launches.append(wait_ready(proc, port, t0, log))
-            if i < MLFLOW_LAUNCHES - 1:
-                continue
-            print("  launch to ready: " + ", ".join(f"{t:.2f} s" for t in launches))
-            found["answer"] = post(port, probe)["predictions"]["output"]
-            pids = descendants(proc.pid)  # the CLI and the uvicorn it runs
-            *found["results"], _ = measure("MLflow", port, pids, bodies)
-            found["rss"] = max(rss_mb(p) for p in pids)
-        finally:
+        except BaseException:
             stop(proc)
-    return {"launches": launches, **found}
+            raise
+        if i < MLFLOW_LAUNCHES - 1:
+            stop(proc)
+    return launches, proc, port
 
 
-def report(ours: dict, theirs: dict, capture: bool) -> None:
+def compare(ours: Server, theirs: Server, bodies: dict[int, Path], probe: bytes) -> float:
+    """Warm-up, then each measurement on ours and right after on MLflow's, so load from
+    elsewhere on the machine hits both alike; the largest difference of their predictions."""
+    answers = [np.asarray(s.post(probe)["predictions"]["output"]) for s in (ours, theirs)]
+    for server in (ours, theirs):
+        server.load(bodies[1], 4, requests=WARMUP_REQUESTS)
+        server.load(bodies[64], 4, requests=20)
+    for label, batch, concurrency, requests in MEASUREMENTS:
+        for server in (ours, theirs):
+            result = server.load(bodies[batch], concurrency, requests=requests)
+            server.results.append(result)
+            print_result(server.name, label, result)
+    return float(np.abs(answers[0] - answers[1]).max())
+
+
+def soak(ours: Server, bodies: dict[int, Path], settings: Any, deployment_id: str) -> dict:
+    """``SOAK_SECONDS`` of batch-1 load at ``SOAK_CONCURRENCY`` on our server alone."""
+    pid = ours.pids[0]
+    rss_before = rss_mb(pid)
+    result = ours.load(bodies[1], SOAK_CONCURRENCY, duration=SOAK_SECONDS, rss_of=pid)
+    time.sleep(1.0)  # the capture writer flushes every half second
+    under_load = [mb for t, mb in result["rss_samples"] if t >= SOAK_RSS_FROM]
+    captured = 0
+    for path in (settings.state_dir / "inference" / deployment_id).glob("capture-*.jsonl"):
+        with open(path, "rb") as fh:
+            captured += sum(1 for _ in fh)
+    result.update(
+        rss_before=rss_before, rss_after=rss_mb(pid), rss_start=under_load[0],
+        rss_end=under_load[-1], rss_max=max(under_load), captured=captured, sent=ours.sent,
+    )  # fmt: skip
+    return result
+
+
+def report(ours: Server, theirs: Server, diff: float, soaked: dict, capture: bool) -> None:
     print("\nsummary")
-    diff = float(np.abs(np.asarray(ours["answer"]) - np.asarray(theirs["answer"])).max())
     print(f"  same request, same predictions from both servers: max abs diff {diff:.2g}")
-    mine, anchor = median(ours["launches"]), median(theirs["launches"])
+    mine, anchor = median(ours.launches), median(theirs.launches)
     print(
         f"  {'launch to ready (median)':<24} ours {mine:.2f} s   MLflow {anchor:.2f} s   "
         f"RATIO {mine / anchor:.2f}x   goal ours < 2 s: {'met' if mine < 2 else 'NOT met'}"
     )
-    for (label, *_), o, t in zip(MEASUREMENTS, ours["results"], theirs["results"]):
+    for (label, *_), o, t in zip(MEASUREMENTS, ours.results, theirs.results):
         throughput = o["throughput"] / t["throughput"]
         p99 = o["p99"] / t["p99"]
         goal = ""
@@ -393,27 +408,34 @@ def report(ours: dict, theirs: dict, capture: bool) -> None:
             f"  {label:<24} RATIO throughput ours/MLflow {throughput:5.2f}x   "
             f"RATIO p99 ours/MLflow {p99:5.2f}x{goal}"
         )
-    soak = ours["soak"]
-    growth = (soak["rss_end"] - soak["rss_start"]) / soak["rss_start"]
+    growth = (soaked["rss_end"] - soaked["rss_start"]) / soaked["rss_start"]
     print(
         f"  soak of ours, {SOAK_SECONDS:.0f} s at concurrency {SOAK_CONCURRENCY}, batch 1, "
-        f"capture {'on' if capture else 'off'}: {soak['requests']} requests "
-        f"({soak['throughput']:.0f} req/s), {soak['errors']} errors, p50 {soak['p50']:.2f} ms, "
-        f"p99 {soak['p99']:.2f} ms"
+        f"capture {'on' if capture else 'off'}: {soaked['requests']} requests "
+        f"({soaked['throughput']:.0f} req/s), {soaked['errors']} errors, "
+        f"p50 {soaked['p50']:.2f} ms, p99 {soaked['p99']:.2f} ms"
     )
-    print(f"    {cpu_note(soak)}")
+    print(f"    {cpu_note(soaked)}")
     if capture:
-        print(f"    captured: {soak['captured']} of the {soak['sent']} requests sent to our server")
+        print(f"    captured: {soaked['captured']} of the {soaked['sent']} requests sent to ours")
     print(
-        f"    server RSS under load: {soak['rss_start']:.1f} MB at {SOAK_RSS_FROM:g} s, "
-        f"{soak['rss_end']:.1f} MB at the end (max {soak['rss_max']:.1f}), growth {growth:+.1%}"
+        f"    server RSS under load: {soaked['rss_start']:.1f} MB at {SOAK_RSS_FROM:g} s, "
+        f"{soaked['rss_end']:.1f} MB at the end (max {soaked['rss_max']:.1f}), "
+        f"growth {growth:+.1%}"
     )
     print(
-        f"    server RSS idle: {soak['rss_before']:.1f} MB before the soak, "
-        f"{soak['rss_after']:.1f} MB after; MLflow's server after its runs {theirs['rss']:.1f} MB"
+        f"    server RSS idle: {soaked['rss_before']:.1f} MB before the soak, "
+        f"{soaked['rss_after']:.1f} MB after; MLflow's server after its runs "
+        f"{theirs.results[-1]['rss']:.1f} MB"
     )
-    met = soak["errors"] == 0 and growth < 0.10
+    met = soaked["errors"] == 0 and growth < 0.10
     print(f"    goals 0 errors, growth < 10 %: {'met' if met else 'NOT met'}")
+    runs = [*ours.results, *theirs.results, soaked]
+    if any(disturbed(r) for r in runs):
+        print(
+            f"  {sum(disturbed(r) for r in runs)} of {len(runs)} measurements were DISTURBED: "
+            f"other processes took more than {DISTURBED_CORES:g} core; rerun on a quiet machine"
+        )
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -423,6 +445,7 @@ def main() -> None:
         "--no-capture", action="store_true", help="deploy ours without request capture"
     )
     args = parser.parse_args()
+    capture = not args.no_capture
     # a SIGTERM unwinds like Ctrl-C, so the servers started here are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     torch.set_num_threads(1)
@@ -436,10 +459,32 @@ def main() -> None:
     probe_rows = np.round(np.random.default_rng(1).random((4, 64)), 4)
     probe = json.dumps({"inputs": probe_rows.tolist()}).encode()
     print(f"model: MLP 64-64-10 packaged to ONNX, registered as bench/{version} @champion")
-    capture = not args.no_capture
-    ours = bench_ours(settings, bodies, probe, capture)
-    theirs = bench_mlflow(settings, version, bodies, probe)
-    report(ours, theirs, capture)
+    where = "on: every request written to .mlops/inference/<id>/" if capture else "off"
+    print(f"ours: jupyter_mlops.serving, capture {where}")
+    print("anchor: mlflow models serve --env-manager local, same registered version")
+
+    took = time.perf_counter()
+    deployment = manager.deploy("bench@champion", settings=settings, capture=capture)
+    took = time.perf_counter() - took
+    try:
+        ours = Server("ours", deployment.port, [deployment.pid])
+        print(f"\nlaunch to ready\n  ours    deploy() {took:.2f} s (fetches the version too)")
+        ours.launches = time_our_launches(settings, deployment)
+        print("  ours    " + ", ".join(f"{t:.2f} s" for t in ours.launches))
+        launches, proc, port = launch_mlflow(settings, version)
+        try:
+            print("  MLflow  " + ", ".join(f"{t:.2f} s" for t in launches))
+            # the CLI process and the uvicorn it runs
+            theirs = Server("MLflow", port, descendants(proc.pid), launches)
+            print("\nload, each measurement on ours then on MLflow's")
+            diff = compare(ours, theirs, bodies, probe)
+            theirs.results[-1]["rss"] = max(rss_mb(p) for p in theirs.pids)
+        finally:
+            stop(proc)
+        soaked = soak(ours, bodies, settings, deployment.id)
+    finally:
+        manager.undeploy(deployment.id, settings=settings)
+    report(ours, theirs, diff, soaked, capture)
     print("load average at end: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     print(f"project: {root}   total {time.perf_counter() - started:.0f} s")
 

@@ -4,6 +4,7 @@ in parallel, resumable. The one function behind the CLI, the magic and the Pytho
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -166,6 +167,8 @@ class _Run:
         self.run_id: str = run.info.run_id
         self._log_params(self.run_id, params)
         self.executed_dir = settings.state_dir / "pipelines" / self.run_id
+        # at most `parallel` step kernels run at once, in a sweep as in a single pipeline
+        self.thread_env = _thread_env(parallel)
 
     # -- one step ---------------------------------------------------------------------------
     def _input_hashes(self, step_name: str) -> dict[str, str]:
@@ -278,6 +281,7 @@ class _Run:
                     STEP_ENV_RUN: run_id,
                     STEP_ENV_NOTEBOOK: str(step.notebook),
                     "JUPYTER_MLOPS_EXIT_FLUSH": "0",
+                    **self.thread_env,
                 },
                 kernel_name=self.kernel_name,
             )
@@ -395,6 +399,19 @@ class _Run:
     def fail(self, err: BaseException) -> None:
         self.client.set_tag(self.run_id, "mlops.error", str(err)[:5000])
         self.client.set_terminated(self.run_id, "FAILED")
+
+
+def _thread_env(concurrent: int) -> dict[str, str]:
+    """Share the cores between kernels running at once instead of oversubscribing them.
+
+    torch, NumPy's BLAS and onnxruntime each start a thread per core; N kernels side by
+    side would run N x cores threads. A variable the user set is left alone.
+    """
+    if concurrent <= 1:
+        return {}
+    per_kernel = str(max(1, (os.cpu_count() or 1) // concurrent))
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    return {name: per_kernel for name in names if name not in os.environ}
 
 
 def _prior_steps(settings: Settings, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
