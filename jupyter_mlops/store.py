@@ -177,15 +177,22 @@ def ui_command(settings: Settings) -> str:
 
 def use_fluent(settings: Settings) -> None:
     """Point MLflow's fluent API (``mlflow.start_run``, ``log_model``) at the same store."""
+    client(settings)  # the schema, WAL and pragmas first
+    set_fluent_uris(settings.tracking_uri, settings.registry_uri)
+
+
+def set_fluent_uris(tracking_uri: str, registry_uri: str) -> None:
+    """Set MLflow's fluent URIs without changing ``os.environ``.
+
+    MLflow also exports them to the environment; left there, a later ``load_settings()`` for
+    another project in this process (or a child process) would read this one's store.
+    """
     import mlflow
 
-    client(settings)  # the schema, WAL and pragmas first
-    # MLflow also exports the URIs to os.environ; keep the environment as the user set it,
-    # or a later load_settings() for another project would read this one's store
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     try:
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        mlflow.set_registry_uri(settings.registry_uri)
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(registry_uri)
     finally:
         for key, value in saved.items():
             if value is None:

@@ -16,11 +16,11 @@ def download_version(
 
     # a progress bar per deployment is noise in a notebook cell
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
     from mlflow.artifacts import download_artifacts
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
+    from ..store import set_fluent_uris
+
+    set_fluent_uris(tracking_uri, registry_uri)
     dest.mkdir(parents=True, exist_ok=True)
     local = Path(download_artifacts(f"models:/{name}/{version}", dst_path=str(dest)))
     found = sorted(local.rglob("*.onnx"))

@@ -116,6 +116,7 @@ def test_normal_traffic_passes_shifted_traffic_alerts(project: Settings) -> None
     }
 
     runner = CliRunner()
+    window = f"{time.time() - started + 0.5:.1f}s"  # still only the shifted traffic
     result = runner.invoke(main, ["monitor", "prod", "--window", window, "--no-act"])
     assert result.exit_code == 3, result.output
     assert "3 of 4 columns drifted (75%)" in result.output

@@ -40,6 +40,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("pkg")
     (root / "mlops.yaml").write_text("")
     saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     try:
         example = torch.rand(8, 64)
         reference = pd.DataFrame(np.random.default_rng(0).random((300, 64)))

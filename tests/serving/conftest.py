@@ -41,6 +41,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     root = tmp_path_factory.mktemp("serving")
     (root / "mlops.yaml").write_text("")
     saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     settings = load_settings(root)
     store.use_fluent(settings)
     experiment = store.get_or_create_experiment(settings, "models")

@@ -49,7 +49,11 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("cells")
     (root / "mlops.yaml").write_text("")
     saved = os.getcwd()
-    env_saved = {k: os.environ.pop(k) for k in ("MLFLOW_TRACKING_URI",) if k in os.environ}
+    env_saved = {
+        k: os.environ.pop(k)
+        for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+        if k in os.environ
+    }
     os.chdir(root)
     try:
         path = write_notebook(root / "nb.ipynb", CELLS)
