@@ -27,9 +27,6 @@ from jupyter_mlops.tracking import api
 )
 def test_bad_lines_raise_usage_errors(line: str, message: str) -> None:
     with pytest.raises(UsageError) as err:
-        if line.startswith("runs -n 0"):
-            # the check on -n happens before any session is needed
-            run_line(line)
         run_line(line)
     assert message in str(err.value)
     assert "usage: %mlops" in str(err.value)

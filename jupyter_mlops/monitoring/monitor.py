@@ -26,7 +26,7 @@ from typing import Any
 from .. import store
 from ..config import CONFIG_FILE, Settings, load_settings
 from ..exceptions import ConfigError, MlopsError, NotFoundError
-from .drift import DRIFT_SHARE, DriftInputError, DriftReport, drift
+from .drift import DRIFT_SHARE, DriftInputError, drift
 
 _ACTIONS = ("alert", "rollback", "retrain")
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -182,9 +182,7 @@ def alerts(*, settings: Settings | None = None, limit: int = 50) -> list[dict[st
     return list(reversed(entries))[:limit]
 
 
-def _act(
-    settings: Settings, policy: Policy, deployment: Any, version: str, report: DriftReport
-) -> list[str]:
+def _act(settings: Settings, policy: Policy, deployment: Any) -> list[str]:
     from ..registry.service import rollback
     from ..serving.manager import switch
 
@@ -263,7 +261,7 @@ def monitor(
         run_name=f"monitor {deployment_id}",
     )
     run_id = run.info.run_id
-    actions = _act(settings, policy, deployment, version, report) if triggered and act else []
+    actions = _act(settings, policy, deployment) if triggered and act else []
     now = int(time.time() * 1000)
     error_rate = (
         _error_rate(deployment.url, deployment.token) if deployment.status == "running" else None

@@ -111,7 +111,7 @@ def _client(settings: Settings | None) -> tuple[Settings, Any]:
     return settings, store.client(settings)
 
 
-def _model(client: Any, name: str) -> Any:
+def require_model(client: Any, name: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -123,10 +123,10 @@ def _model(client: Any, name: str) -> Any:
         ) from None
 
 
-def _version(client: Any, name: str, version: str | int) -> Any:
+def require_version(client: Any, name: str, version: str | int) -> Any:
     from mlflow.exceptions import MlflowException
 
-    _model(client, name)
+    require_model(client, name)
     try:
         return client.get_model_version(name, str(version))
     except MlflowException:
@@ -139,7 +139,7 @@ def _version(client: Any, name: str, version: str | int) -> Any:
         ) from None
 
 
-def _holder(client: Any, name: str, alias: str) -> Any:
+def alias_holder(client: Any, name: str, alias: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -209,7 +209,7 @@ def configured_gates(settings: Settings, alias: str) -> GateSpec:
 def history(name: str, *, settings: Settings | None = None) -> list[AliasMove]:
     """Every alias move of ``name``, oldest first."""
     settings, client = _client(settings)
-    model = _model(client, name)
+    model = require_model(client, name)
     entries = sorted((k, v) for k, v in model.tags.items() if k.startswith(_HISTORY))
     return [AliasMove(**json.loads(v)) for _, v in entries]
 
@@ -253,7 +253,7 @@ def promote(
         raise MlopsError(f"alias {alias!r}: letters, digits, '_' and '-', not 'latest' or 'v<n>'")
     if force and not reason.strip():
         raise MlopsError("a forced promotion needs a reason (reason='...')")
-    target = _version(client, name, version)
+    target = require_version(client, name, version)
     spec = (
         parse_gates(gates, f"promote(gates=...) for {alias!r}")
         if gates is not None
@@ -261,7 +261,7 @@ def promote(
     )
     metrics, tags = _run_metrics(client, target.run_id)
     parity = tags.get("mlops.parity_passed")
-    holder = _holder(client, name, alias)
+    holder = alias_holder(client, name, alias)
     current = None
     if holder is not None and holder.version != target.version:
         current = (str(holder.version), _run_metrics(client, holder.run_id)[0])
@@ -296,8 +296,8 @@ def rollback(
 ) -> AliasMove:
     """Move ``alias`` back to the version that held it before the current one."""
     settings, client = _client(settings)
-    _model(client, name)
-    holder = _holder(client, name, alias)
+    require_model(client, name)
+    holder = alias_holder(client, name, alias)
     if holder is None:
         raise NotFoundError(f"model {name!r} has no alias {alias!r}")
     # walk back along promotions, so a second rollback goes further back, not forward again
@@ -327,7 +327,7 @@ def rollback(
 def models(name: str | None = None, *, settings: Settings | None = None) -> list[ModelInfo]:
     """Registered models with their versions, aliases, gate results and history."""
     settings, client = _client(settings)
-    found = [_model(client, name)] if name else list(client.search_registered_models())
+    found = [require_model(client, name)] if name else list(client.search_registered_models())
     out = []
     for model in sorted(found, key=lambda m: m.name):
         aliases = {a: str(v) for a, v in (model.aliases or {}).items()}

@@ -87,15 +87,15 @@ def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
 def resolve_version(settings: Settings, spec: str) -> tuple[str, str, str | None]:
     """(model name, version, alias or None) of a spec, from the registry."""
     from .. import store
-    from ..registry.service import _holder, _model, _version
+    from ..registry.service import alias_holder, require_model, require_version
 
     name, alias, version = parse_spec(spec)
     client = store.client(settings)
-    _model(client, name)
+    require_model(client, name)
     if version is not None:
-        return name, str(_version(client, name, version).version), None
+        return name, str(require_version(client, name, version).version), None
     assert alias is not None
-    holder = _holder(client, name, alias)
+    holder = alias_holder(client, name, alias)
     if holder is None:
         raise NotFoundError(f"model {name!r} has no alias {alias!r}")
     return name, str(holder.version), alias
@@ -356,11 +356,11 @@ def set_traffic(
     directory = _dir(settings, deployment_id)
     config = read_config(directory / "deployment.json")
     from .. import store
-    from ..registry.service import _version
+    from ..registry.service import require_version
 
     for version in clean:
         if version not in config["versions"]:
-            _version(store.client(settings), deployment.model, version)
+            require_version(store.client(settings), deployment.model, version)
             config["versions"][version] = _fetch(settings, directory, deployment.model, version)
     config["weights"] = clean
     config["generation"] = int(config.get("generation", 0)) + 1

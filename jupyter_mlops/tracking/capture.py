@@ -8,7 +8,6 @@ first rows. It never scans the whole namespace and never imports pandas or MLflo
 from __future__ import annotations
 
 import ast
-import contextvars
 import hashlib
 import math
 import numbers
@@ -17,8 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-
-_HAS_WALRUS: contextvars.ContextVar[bool] = contextvars.ContextVar("has_walrus", default=True)
 
 #: Rows of a DataFrame hashed for its digest (MLflow's own pandas digest uses the same cap).
 DIGEST_ROWS = 10_000
@@ -45,43 +42,43 @@ def _target_names(node: ast.AST, out: list[str]) -> None:
         _target_names(node.value, out)
 
 
-def _walrus_names(node: ast.AST, out: list[str]) -> None:
-    if not _HAS_WALRUS.get():
+def _walrus_names(node: ast.AST, out: list[str], walrus: bool) -> None:
+    if not walrus:
         return  # walking every expression is most of the parse cost; skip when there is no :=
     for sub in ast.walk(node):
         if isinstance(sub, ast.NamedExpr):
             _target_names(sub.target, out)
 
 
-def _stmt_names(stmts: Iterable[ast.stmt], out: list[str]) -> None:
+def _stmt_names(stmts: Iterable[ast.stmt], out: list[str], walrus: bool) -> None:
     """Names bound at module scope by ``stmts``, descending into blocks but not scopes."""
     for stmt in stmts:
         if isinstance(stmt, ast.Assign):
             for target in stmt.targets:
                 _target_names(target, out)
-            _walrus_names(stmt.value, out)
+            _walrus_names(stmt.value, out, walrus)
         elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
             if isinstance(stmt, ast.AnnAssign) and stmt.value is None:
                 continue
             _target_names(stmt.target, out)
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
             # the loop variable is an iteration counter, not a setting: not captured
-            _stmt_names(stmt.body, out)
-            _stmt_names(stmt.orelse, out)
+            _stmt_names(stmt.body, out, walrus)
+            _stmt_names(stmt.orelse, out, walrus)
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
-            _stmt_names(stmt.body, out)
+            _stmt_names(stmt.body, out, walrus)
         elif isinstance(stmt, (ast.If, ast.While)):
-            _walrus_names(stmt.test, out)
-            _stmt_names(stmt.body, out)
-            _stmt_names(stmt.orelse, out)
+            _walrus_names(stmt.test, out, walrus)
+            _stmt_names(stmt.body, out, walrus)
+            _stmt_names(stmt.orelse, out, walrus)
         elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
-            _stmt_names(stmt.body, out)  # type: ignore[attr-defined]
+            _stmt_names(stmt.body, out, walrus)  # type: ignore[attr-defined]
             for handler in stmt.handlers:  # type: ignore[attr-defined]
-                _stmt_names(handler.body, out)
-            _stmt_names(stmt.orelse, out)  # type: ignore[attr-defined]
-            _stmt_names(stmt.finalbody, out)  # type: ignore[attr-defined]
+                _stmt_names(handler.body, out, walrus)
+            _stmt_names(stmt.orelse, out, walrus)  # type: ignore[attr-defined]
+            _stmt_names(stmt.finalbody, out, walrus)  # type: ignore[attr-defined]
         elif isinstance(stmt, ast.Expr):
-            _walrus_names(stmt.value, out)
+            _walrus_names(stmt.value, out, walrus)
 
 
 @lru_cache(maxsize=512)
@@ -91,11 +88,7 @@ def _names_from_python(source: str) -> tuple[str, ...] | None:
     except (SyntaxError, ValueError):
         return None
     out: list[str] = []
-    token = _HAS_WALRUS.set(":=" in source)
-    try:
-        _stmt_names(tree.body, out)
-    finally:
-        _HAS_WALRUS.reset(token)
+    _stmt_names(tree.body, out, ":=" in source)
     # keep first-binding order, drop private names
     return tuple(dict.fromkeys(n for n in out if not n.startswith("_")))
 

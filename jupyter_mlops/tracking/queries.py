@@ -8,6 +8,7 @@ from typing import Any
 from .. import store
 from ..config import Settings
 from ..exceptions import NotFoundError
+from ..table import format_rows
 
 
 @dataclass
@@ -83,28 +84,16 @@ def format_table(rows: list[CellRun]) -> str:
     if not rows:
         return "no cell runs recorded yet"
     header = ("#", "status", "seconds", "cell", "params", "metrics", "run id")
-    body = []
-    for r in rows:
-        params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items()))
-        body.append(
-            (
-                r.execution_count or "",
-                r.status if not r.error else f"{r.status} ({r.error})",
-                f"{r.duration_s:.3f}" if r.duration_s is not None else "",
-                r.source_preview,
-                params,
-                metrics,
-                r.run_id,
-            )
+    body = [
+        (
+            r.execution_count or "",
+            r.status if not r.error else f"{r.status} ({r.error})",
+            f"{r.duration_s:.3f}" if r.duration_s is not None else "",
+            r.source_preview,
+            ", ".join(f"{k}={v}" for k, v in sorted(r.params.items())),
+            ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())),
+            r.run_id,
         )
-    table = [header, *body]
-    limits = (6, 60, 9, 40, 50, 50, 32)
-    clipped = [
-        tuple(c if len(c) <= lim else c[: lim - 1] + "…" for c, lim in zip(row, limits))
-        for row in table
+        for r in rows
     ]
-    widths = [max(len(row[i]) for row in clipped) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in clipped]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_rows(header, body, limit=50)
