@@ -138,3 +138,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     from ._extension import unload
 
     unload(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (REST for the sidebar); imported only by the server."""
+    return [{"module": "jupyter_mlops.server"}]

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import store
 from ..config import Settings
-from ..exceptions import NotFoundError
+from ..exceptions import MlopsError, NotFoundError
 from ..table import format_rows
+from .journal import DrainState, Record, journals, read_records
+
+#: Sessions listed with the first page of a notebook's runs.
+SESSIONS_SHOWN = 10
+_PREVIEW = 120
 
 
 @dataclass
 class CellRun:
     """One tracked cell run, as every door renders it."""
 
+    #: empty while the record is still in the journal
     run_id: str
     experiment: str
     execution_count: str | None
@@ -25,9 +35,19 @@ class CellRun:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    record_id: str | None = None
+    session_run_id: str | None = None
+    cell_id: str | None = None
+    end_time: int | None = None
+    #: still in the kernel's journal, not yet in the store
+    pending: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _count(value: Any) -> str | None:
+    return None if value is None or str(value) == "None" else str(value)
 
 
 def _cell_run(run: Any, experiment: str) -> CellRun:
@@ -40,7 +60,7 @@ def _cell_run(run: Any, experiment: str) -> CellRun:
     return CellRun(
         run_id=run.info.run_id,
         experiment=experiment,
-        execution_count=tags.get("mlops.execution_count"),
+        execution_count=_count(tags.get("mlops.execution_count")),
         status=run.info.status,
         start_time=run.info.start_time,
         duration_s=duration,
@@ -48,6 +68,10 @@ def _cell_run(run: Any, experiment: str) -> CellRun:
         params=dict(run.data.params),
         metrics=metrics,
         error=error,
+        record_id=tags.get("mlops.record_id"),
+        session_run_id=tags.get("mlflow.parentRunId"),
+        cell_id=tags.get("mlops.cell_id"),
+        end_time=run.info.end_time,
     )
 
 
@@ -97,3 +121,360 @@ def format_table(rows: list[CellRun]) -> str:
         for r in rows
     ]
     return format_rows(header, body, limit=50)
+
+
+# -- one notebook's runs, page by page (the sidebar) -------------------------------------------
+
+
+@dataclass
+class SessionRun:
+    """A kernel session of a notebook."""
+
+    run_id: str
+    status: str
+    start_time: int
+    end_time: int | None
+    name: str
+    kernel_pid: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunsPage:
+    """One page of a notebook's cell runs, newest first."""
+
+    notebook: str
+    experiment: str
+    experiment_id: str | None
+    runs: list[CellRun]
+    next_page_token: str | None = None
+    sessions: list[SessionRun] = field(default_factory=list)
+    pending: list[CellRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _preview(source: str) -> str:
+    first = source.strip().splitlines()[0] if source.strip() else ""
+    return first if len(first) <= _PREVIEW else first[: _PREVIEW - 1] + "…"
+
+
+def _pending_cell(record: Record, experiment: str, session_run_id: str | None) -> CellRun:
+    error = record.get("error") or None
+    metrics: dict[str, float] = {}
+    for name, value, *_ in record.get("metrics") or []:
+        metrics[str(name)] = float(value)  # the last value of a name wins, as in MLflow
+    return CellRun(
+        run_id="",
+        experiment=experiment,
+        execution_count=_count(record.get("execution_count")),
+        status=str(record.get("status", "FINISHED")),
+        start_time=int(record.get("start", 0)),
+        duration_s=record.get("duration_s"),
+        source_preview=_preview(str(record.get("source", ""))),
+        params={str(k): str(v) for k, v in (record.get("params") or {}).items()},
+        metrics=metrics,
+        error=f"{error.get('type', '')}: {error.get('message', '')}".strip()
+        if isinstance(error, dict)
+        else None,
+        record_id=record.get("id"),
+        session_run_id=session_run_id,
+        cell_id=record.get("cell_id"),
+        end_time=record.get("end"),
+        pending=True,
+    )
+
+
+def pending_cells(settings: Settings, experiment: str) -> list[CellRun]:
+    """Cell records of ``experiment``'s sessions still in a journal, newest first.
+
+    Only reads: the journal and its drain state belong to the drainer.
+    """
+    out: list[CellRun] = []
+    for paths in journals(settings.journal_dir):
+        state = DrainState.load(paths.state)
+        records = read_records(paths.journal, state.offset)
+        if not records:
+            continue
+        session = state.session or next(
+            (r for _, r in records if r.get("type") == "session_start"), {}
+        )
+        if session.get("experiment") != experiment:
+            continue
+        out += [
+            _pending_cell(r, experiment, state.session_run_id)
+            for _, r in records
+            if r.get("type") == "cell" and r.get("id") not in state.pending
+        ]
+    out.sort(key=lambda c: c.start_time, reverse=True)
+    return out
+
+
+def _mlflow_error(err: Exception) -> MlopsError:
+    code = getattr(err, "error_code", "")
+    message = getattr(err, "message", str(err))
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return NotFoundError(message)
+    return MlopsError(message)
+
+
+def notebook_runs(
+    settings: Settings,
+    notebook: str,
+    experiment: str,
+    *,
+    limit: int = 50,
+    page_token: str | None = None,
+) -> RunsPage:
+    """A page of the cell runs of ``experiment`` (a notebook's), newest first.
+
+    The first page (no ``page_token``) also carries the newest sessions and the records
+    still on their way from the kernel's journal, so a finished cell shows at once.
+
+    >>> notebook_runs(settings, "train.ipynb", "train.ipynb", limit=20)  # doctest: +SKIP
+    """
+    from mlflow.exceptions import MlflowException
+
+    if not 1 <= limit <= 1000:
+        raise MlopsError(f"limit must be between 1 and 1000, got {limit}")
+    first_page = not page_token
+    # the journal before the store: a record drained in between then shows twice (and is
+    # dropped below by its record id) rather than not at all
+    pending = pending_cells(settings, experiment) if first_page else []
+    client = store.client(settings)
+    found = client.get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage == "deleted":
+        return RunsPage(notebook, experiment, None, [], None, [], pending)
+    ids = [found.experiment_id]
+    try:
+        runs = client.search_runs(
+            ids,
+            filter_string="tags.`mlops.kind` = 'cell'",
+            max_results=limit,
+            order_by=["attributes.start_time DESC"],
+            page_token=page_token or None,
+        )
+    except MlflowException as err:
+        raise _mlflow_error(err) from None
+    cells = [_cell_run(r, experiment) for r in runs]
+    sessions: list[SessionRun] = []
+    if first_page:
+        stored = {c.record_id for c in cells}
+        pending = [p for p in pending if p.record_id not in stored]
+        sessions = [
+            SessionRun(
+                run_id=r.info.run_id,
+                status=r.info.status,
+                start_time=r.info.start_time,
+                end_time=r.info.end_time,
+                name=r.info.run_name or "",
+                kernel_pid=r.data.tags.get("mlops.kernel_pid"),
+            )
+            for r in client.search_runs(
+                ids,
+                filter_string="tags.`mlops.kind` = 'session'",
+                max_results=SESSIONS_SHOWN,
+                order_by=["attributes.start_time DESC"],
+            )
+        ]
+    token = runs.token.decode() if isinstance(runs.token, bytes) else runs.token
+    return RunsPage(
+        notebook, experiment, str(found.experiment_id), cells, token or None, sessions, pending
+    )
+
+
+def change_marker(settings: Settings, *parts: str) -> str | None:
+    """A tag that changes whenever the embedded store or a journal changes.
+
+    Built from file metadata only, so a poller learns "nothing new" without a query.
+    None for a remote store, whose changes no local file shows.
+    """
+    db = store.sqlite_path(settings.tracking_uri)
+    if db is None:
+        return None
+    digest = hashlib.sha1("\0".join(parts).encode())
+    files = [db, db.with_name(db.name + "-wal")]
+    if settings.journal_dir.is_dir():
+        files += sorted(settings.journal_dir.iterdir())
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        digest.update(f"{path.name}:{st.st_mtime_ns}:{st.st_size};".encode())
+    return digest.hexdigest()
+
+
+# -- one run in full ---------------------------------------------------------------------------
+
+
+@dataclass
+class RunDetail(CellRun):
+    """Everything about one run, with a cell's full source."""
+
+    kind: str = ""
+    name: str = ""
+    source: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+
+
+def _dataset(inp: Any) -> dict[str, Any]:
+    rows = None
+    try:
+        rows = json.loads(inp.dataset.profile or "{}").get("num_rows")
+    except ValueError:
+        pass
+    return {"name": inp.dataset.name, "digest": inp.dataset.digest, "rows": rows}
+
+
+def run_detail(settings: Settings, run_id: str) -> RunDetail:
+    """One run with its tags, inputs, artifacts and (for a cell) its full source."""
+    from mlflow.exceptions import MlflowException
+
+    client = store.client(settings)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        error = _mlflow_error(err)
+        if isinstance(error, NotFoundError) or "not found" in str(err).lower():
+            raise NotFoundError(f"no run {run_id!r} in {settings.tracking_uri}") from None
+        raise error from None
+    experiment = client.get_experiment(run.info.experiment_id)
+    base = _cell_run(run, experiment.name if experiment else "")
+    tags = dict(run.data.tags)
+    source = tags.pop("mlops.source", None)
+    artifact = tags.get("mlops.source_artifact")
+    if source is None and artifact:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                source = Path(client.download_artifacts(run_id, artifact, tmp)).read_text(
+                    encoding="utf-8"
+                )
+            except (MlflowException, OSError):
+                source = None
+    inputs = getattr(run, "inputs", None)
+    datasets = [_dataset(d) for d in (getattr(inputs, "dataset_inputs", None) or [])]
+    try:
+        artifacts = [f.path for f in client.list_artifacts(run_id)]
+    except (MlflowException, OSError):
+        artifacts = []
+    return RunDetail(
+        **asdict(base),
+        kind=tags.get("mlops.kind", ""),
+        name=run.info.run_name or "",
+        source=source,
+        tags=tags,
+        datasets=datasets,
+        artifacts=artifacts,
+    )
+
+
+# -- the latest monitor run of a deployment ----------------------------------------------------
+
+
+@dataclass
+class MonitorRun:
+    """What the newest ``monitor`` run of a deployment found."""
+
+    run_id: str
+    time: int
+    version: str
+    window: str
+    rows: int | None
+    share_drifted: float | None
+    columns_drifted: int | None
+    alert: bool
+    actions: list[str]
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    error_rate: float | None
+    drift_scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def latest_monitor_run(settings: Settings, deployment_id: str, model: str) -> MonitorRun | None:
+    """The newest stored ``monitor`` run of ``deployment_id``; None if never monitored."""
+    client = store.client(settings)
+    found = client.get_experiment_by_name(f"monitor/{model}")
+    if found is None:
+        return None
+    quoted = deployment_id.replace("'", "")
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=(f"tags.`mlops.kind` = 'monitor' and tags.`mlops.deployment` = '{quoted}'"),
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    if not runs:
+        return None
+    run = runs[0]
+    metrics, tags = run.data.metrics, run.data.tags
+
+    def number(key: str) -> float | None:
+        value = metrics.get(key)
+        return None if value is None else float(value)
+
+    rows = number("rows")
+    drifted = number("drift.columns_drifted")
+    try:
+        actions = [str(a) for a in json.loads(tags.get("mlops.actions", "[]"))]
+    except ValueError:
+        actions = []
+    return MonitorRun(
+        run_id=run.info.run_id,
+        time=run.info.start_time,
+        version=tags.get("mlops.model_version", ""),
+        window=tags.get("mlops.window", ""),
+        rows=None if rows is None else int(rows),
+        share_drifted=number("drift.share_drifted"),
+        columns_drifted=None if drifted is None else int(drifted),
+        alert=tags.get("mlops.alert") == "true",
+        actions=actions,
+        latency_p50_ms=number("latency_p50_ms"),
+        latency_p95_ms=number("latency_p95_ms"),
+        error_rate=number("error_rate"),
+        drift_scores={
+            k.removeprefix("drift.score."): float(v)
+            for k, v in metrics.items()
+            if k.startswith("drift.score.")
+        },
+    )
+
+
+@dataclass
+class MonitorStatus:
+    """A deployment's latest drift status and its alerts, without running a check."""
+
+    deployment: str
+    model: str
+    latest: MonitorRun | None
+    alerts: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def monitor_status(settings: Settings, deployment_id: str, *, alerts: int = 20) -> MonitorStatus:
+    """The newest monitor run of a deployment and its alerts, newest first."""
+    from ..monitoring.monitor import alerts as all_alerts
+    from ..serving.manager import get_deployment
+
+    deployment = get_deployment(deployment_id, settings=settings)
+    mine = [
+        a
+        for a in all_alerts(settings=settings, limit=10_000)
+        if a.get("deployment") == deployment_id
+    ]
+    return MonitorStatus(
+        deployment=deployment_id,
+        model=deployment.model,
+        latest=latest_monitor_run(settings, deployment_id, deployment.model),
+        alerts=mine[:alerts],
+    )
