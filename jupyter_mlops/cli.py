@@ -113,27 +113,38 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
     return out
 
 
+EXECUTOR = "Where steps run: local kernels, or a dask.distributed cluster (extra [dask])."
+SCHEDULER = "Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786."
+
+
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help=help_text.PARAM)
 @click.option(
-    "--parallel", default=1, show_default=True, type=click.IntRange(min=1), help=help_text.PARALLEL
+    "--parallel",
+    default=None,
+    type=click.IntRange(min=1),
+    help=help_text.PARALLEL + " Default: 1, or the Dask cluster's worker threads.",
 )
 @click.option("--no-cache", is_flag=True, help=help_text.NO_CACHE)
 @click.option("--resume", default=None, metavar="RUN_ID", help=help_text.RESUME)
 @click.option("--sweep", multiple=True, metavar="NAME=V1,V2", help=help_text.SWEEP)
 @click.option("--kernel", default=None, help="Kernel to run the notebooks with (default: theirs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--executor", default="local", show_default=True, metavar="local|dask", help=EXECUTOR)
+@click.option("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER)
 @_errors_to_exit
 def run(
     pipeline: str,
     params: tuple[str, ...],
-    parallel: int,
+    parallel: int | None,
     no_cache: bool,
     resume: str | None,
     sweep: tuple[str, ...],
     kernel: str | None,
     quiet: bool,
+    executor: str,
+    scheduler: str | None,
 ) -> None:
     from .pipelines.runner import run_pipeline
     from .pipelines.sweep import parse_sweep, run_sweep
@@ -150,6 +161,8 @@ def run(
             use_cache=not no_cache,
             progress=not quiet,
             kernel_name=kernel,
+            executor=executor,
+            scheduler=scheduler,
         )
         click.echo(result.table())
         for failure in result.failures:
@@ -165,6 +178,8 @@ def run(
         resume=resume,
         progress=not quiet,
         kernel_name=kernel,
+        executor=executor,
+        scheduler=scheduler,
     )
     click.echo(outcome.summary())
 
@@ -377,6 +392,56 @@ def alerts(limit: int) -> None:
 
 
 alerts.help = help_text.ALERTS
+
+
+SERVER_BACKEND = "Database for runs and the registry: postgresql://USER:PASSWORD@HOST:PORT/DB."
+SERVER_ARTIFACTS = "Where the server keeps artifacts (default .mlops/team-artifacts)."
+
+
+@main.command()
+@click.option("--backend-store-uri", default=None, metavar="URI", help=SERVER_BACKEND)
+@click.option("--artifacts-destination", default=None, metavar="DIR|URI", help=SERVER_ARTIFACTS)
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 5000).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Server workers (2).")
+@click.option("--allow-remote", is_flag=True, help="Allow a --host other than this machine.")
+@_errors_to_exit
+def server(
+    backend_store_uri: str | None,
+    artifacts_destination: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    allow_remote: bool,
+) -> None:
+    from .team.server import plan_server, start_server
+
+    team = plan_server(
+        backend_store_uri,
+        artifacts_destination,
+        host=host,
+        port=port,
+        workers=workers,
+        allow_remote=allow_remote,
+    )
+    for warning in team.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    proc = start_server(team, load_settings().state_dir / "logs" / "team-server.log")
+    click.echo(team.summary())
+    click.echo("(Ctrl-C to stop)")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+server.help = (
+    "Start an MLflow tracking server for a team: runs and registry in PostgreSQL (or MySQL, "
+    "SQLite), artifacts served by the server. Options default to mlops.yaml's team: section."
+)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ in parallel, resumable. The one function behind the CLI, the magic and the Pytho
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -17,7 +17,8 @@ from .._version import __version__
 from ..config import Settings, load_settings
 from ..exceptions import MlopsError
 from .cache import CacheEntry, CacheIndex, file_hash, step_cache_key
-from .executor import STEP_ENV_NOTEBOOK, STEP_ENV_RUN, StepFailure, execute_step_notebook
+from .executor import STEP_ENV_NOTEBOOK, STEP_ENV_RUN, StepFailure
+from .executors import StepExecutor, StepTask, make_executor
 from .outputs import path_outputs, read_outputs, resolve_path
 from .params import (
     check_step_params,
@@ -139,6 +140,7 @@ class _Run:
         slots: threading.Semaphore,
         prior: dict[str, tuple[str, dict[str, Any]]],
         extra_tags: dict[str, str],
+        executor: StepExecutor,
     ):
         self.spec = spec
         self.params = params
@@ -148,6 +150,7 @@ class _Run:
         self.kernel_name = kernel_name
         self.slots = slots
         self.prior = prior
+        self.executor = executor
         self.client = store.client(settings)
         self.cache = CacheIndex(settings.state_dir / "cache")
         self.experiment_id = store.get_or_create_experiment(settings, spec.name)
@@ -168,7 +171,7 @@ class _Run:
         self._log_params(self.run_id, params)
         self.executed_dir = settings.state_dir / "pipelines" / self.run_id
         # at most `parallel` step kernels run at once, in a sweep as in a single pipeline
-        self.thread_env = _thread_env(parallel)
+        self.thread_env = executor.thread_env(parallel)
 
     # -- one step ---------------------------------------------------------------------------
     def _input_hashes(self, step_name: str) -> dict[str, str]:
@@ -272,10 +275,10 @@ class _Run:
         run_id = self._start_step_run(name, key, values, **{"mlops.cache_hit": "false"})
         out_path = self.executed_dir / f"{name}.ipynb"
         with self.slots:
-            failure = execute_step_notebook(
-                step.notebook,
-                out_path,
-                values,
+            task = StepTask(
+                template=step.notebook,
+                output=out_path,
+                parameters=values,
                 cwd=self.settings.project_dir,
                 env={
                     STEP_ENV_RUN: run_id,
@@ -284,7 +287,9 @@ class _Run:
                     **self.thread_env,
                 },
                 kernel_name=self.kernel_name,
+                settings=self.settings,
             )
+            failure = self.executor.run(task, self.parallel)
         outputs: dict[str, Any] = {}
         paths: set[str] = set()
         if out_path.is_file():
@@ -401,19 +406,6 @@ class _Run:
         self.client.set_terminated(self.run_id, "FAILED")
 
 
-def _thread_env(concurrent: int) -> dict[str, str]:
-    """Share the cores between kernels running at once instead of oversubscribing them.
-
-    torch, NumPy's BLAS and onnxruntime each start a thread per core; N kernels side by
-    side would run N x cores threads. A variable the user set is left alone.
-    """
-    if concurrent <= 1:
-        return {}
-    per_kernel = str(max(1, (os.cpu_count() or 1) // concurrent))
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-    return {name: per_kernel for name in names if name not in os.environ}
-
-
 def _prior_steps(settings: Settings, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Finished steps of an earlier pipeline run, and its params, for ``--resume``."""
     from mlflow.exceptions import MlflowException
@@ -444,7 +436,7 @@ def run_pipeline(
     pipeline: str | Path | PipelineSpec,
     params: dict[str, str] | None = None,
     *,
-    parallel: int = 1,
+    parallel: int | None = None,
     use_cache: bool = True,
     resume: str | None = None,
     settings: Settings | None = None,
@@ -452,22 +444,44 @@ def run_pipeline(
     kernel_name: str | None = None,
     slots: threading.Semaphore | None = None,
     tags: dict[str, str] | None = None,
+    executor: str | StepExecutor = "local",
+    scheduler: str | None = None,
 ) -> PipelineResult:
     """Run a pipeline; raise ``PipelineFailed`` (with the result) when a step fails.
 
     ``params`` are ``-p k=v`` overrides as text, typed by the defaults in the spec.
+    ``executor="dask"`` with a ``scheduler`` address runs the steps on a Dask cluster;
+    ``parallel`` then defaults to the cluster's worker threads (else to 1).
 
     >>> result = run_pipeline("templates/pipeline.yaml", {"epochs": "5"})  # doctest: +SKIP
     >>> result.steps["evaluate"].outputs["test_accuracy"]  # doctest: +SKIP
     0.96
     """
-    if parallel < 1:
+    if parallel is not None and parallel < 1:
         raise MlopsError(f"--parallel must be at least 1, got {parallel}")
     spec = pipeline if isinstance(pipeline, PipelineSpec) else load_pipeline(pipeline)
+    if isinstance(executor, str):
+        with contextlib.closing(make_executor(executor, scheduler)) as owned:
+            return run_pipeline(
+                spec,
+                params,
+                parallel=parallel,
+                use_cache=use_cache,
+                resume=resume,
+                settings=settings,
+                progress=progress,
+                kernel_name=kernel_name,
+                slots=slots,
+                tags=tags,
+                executor=owned,
+            )
+    parallel = parallel or executor.default_parallel()
     settings = settings or load_settings(spec.base_dir)
     prior: dict[str, Any] = {}
     base: dict[str, Any] = {}
     extra = dict(tags or {})
+    if executor.name != "local":
+        extra.setdefault("mlops.executor", executor.name)
     if resume:
         prior, base = _prior_steps(settings, resume)
         extra["mlops.resumed_from"] = resume
@@ -491,6 +505,7 @@ def run_pipeline(
         slots=slots or threading.Semaphore(parallel),
         prior=prior,
         extra_tags=extra,
+        executor=executor,
     )
     try:
         run.execute(progress)

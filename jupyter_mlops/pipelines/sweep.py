@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import uuid
@@ -13,6 +14,7 @@ from typing import Any
 from ..config import Settings
 from ..exceptions import MlopsError
 from ..table import format_rows
+from .executors import StepExecutor, make_executor
 from .runner import PipelineFailed, PipelineResult, run_pipeline
 from .spec import PipelineSpec, load_pipeline
 
@@ -76,13 +78,32 @@ def run_sweep(
     params: dict[str, str] | None,
     grid: dict[str, list[str]],
     *,
-    parallel: int = 1,
+    parallel: int | None = None,
     use_cache: bool = True,
     settings: Settings | None = None,
     progress: bool = True,
     kernel_name: str | None = None,
+    executor: str | StepExecutor = "local",
+    scheduler: str | None = None,
 ) -> SweepResult:
-    """One pipeline run per grid point; at most ``parallel`` step notebooks at once."""
+    """One pipeline run per grid point; at most ``parallel`` step notebooks at once.
+
+    ``executor="dask"`` runs every configuration's steps on the cluster at ``scheduler``.
+    """
+    if isinstance(executor, str):
+        with contextlib.closing(make_executor(executor, scheduler)) as owned:
+            return run_sweep(
+                pipeline,
+                params,
+                grid,
+                parallel=parallel,
+                use_cache=use_cache,
+                settings=settings,
+                progress=progress,
+                kernel_name=kernel_name,
+                executor=owned,
+            )
+    parallel = parallel or executor.default_parallel()
     spec = pipeline if isinstance(pipeline, PipelineSpec) else load_pipeline(pipeline)
     for key in grid:
         if key not in spec.params:
@@ -105,6 +126,7 @@ def run_sweep(
                 kernel_name=kernel_name,
                 slots=slots,
                 tags={"mlops.sweep_id": sweep_id},
+                executor=executor,
             )
             outcome[index] = result
         except PipelineFailed as err:
