@@ -1,0 +1,197 @@
+import { ISignal, Signal } from '@lumino/signaling';
+import { IDisposable } from '@lumino/disposable';
+
+import { call } from './api';
+import { ILoadable, empty, load, toApiError } from './loadable';
+import { Poller } from './poller';
+import {
+  IAlerts,
+  IAliasMove,
+  IDeployment,
+  IModel,
+  IMonitorStatus,
+  IPipelineRun,
+  IPromoteRequest,
+  IPromotion,
+  IStatus,
+  Routes
+} from './tokens';
+
+/** These change on the user's own actions or slowly: no need to poll them fast. */
+export const CATALOG_INTERVAL = 15000;
+export const CATALOG_HIDDEN_INTERVAL = 60000;
+
+/**
+ * The project-wide sections: server status, pipeline runs, models, deployments and their
+ * monitoring. Actions (promote, rollback, stop) refresh what they changed.
+ */
+export class CatalogModel implements IDisposable {
+  constructor() {
+    this._poller = new Poller(
+      () => this.refresh(),
+      () => this.interval()
+    );
+  }
+
+  readonly changed: ISignal<this, void> = new Signal<this, void>(this);
+
+  readonly status: ILoadable<IStatus> = empty();
+  readonly pipelines: ILoadable<IPipelineRun[]> = empty();
+  readonly models: ILoadable<IModel[]> = empty();
+  readonly deployments: ILoadable<IDeployment[]> = empty();
+  readonly alerts: ILoadable<IAlerts> = empty();
+  readonly monitors = new Map<string, ILoadable<IMonitorStatus>>();
+
+  get isDisposed(): boolean {
+    return this._poller.isDisposed;
+  }
+
+  start(): void {
+    this._poller.wake();
+  }
+
+  setVisible(visible: boolean): void {
+    const wasHidden = !this._visible;
+    this._visible = visible;
+    if (visible && wasHidden) {
+      this._poller.wake();
+    }
+  }
+
+  /** Refresh soon: something this sidebar cannot see may have changed (a pipeline ran). */
+  poke(delay = 0): void {
+    this._poller.wake(delay);
+  }
+
+  interval(): number {
+    const hidden =
+      !this._visible || (typeof document !== 'undefined' && document.hidden);
+    return hidden ? CATALOG_HIDDEN_INTERVAL : CATALOG_INTERVAL;
+  }
+
+  async refresh(): Promise<void> {
+    if (!this.status.value) {
+      await load(this.status, () => call<IStatus>(Routes.status()));
+      if (this.status.error) {
+        // nothing else can work: say why once instead of five times
+        this.emit();
+        return;
+      }
+    }
+    await Promise.all([
+      load(
+        this.pipelines,
+        async () =>
+          (
+            await call<{ pipelines: IPipelineRun[] }>(
+              Routes.pipelines(undefined, 10)
+            )
+          ).pipelines
+      ),
+      load(
+        this.models,
+        async () => (await call<{ models: IModel[] }>(Routes.models())).models
+      ),
+      load(this.alerts, () => call<IAlerts>(Routes.alerts(20))),
+      load(
+        this.deployments,
+        async () =>
+          (await call<{ deployments: IDeployment[] }>(Routes.deployments()))
+            .deployments
+      )
+    ]);
+    await this.refreshMonitors();
+    this.emit();
+  }
+
+  /** Moves `alias` to `version`; a refusal by the gates rejects with their reasons. */
+  async promote(model: string, body: IPromoteRequest): Promise<IPromotion> {
+    try {
+      return await call<IPromotion>(Routes.promote(model), {
+        method: 'POST',
+        body
+      });
+    } finally {
+      await this.refreshModels();
+    }
+  }
+
+  async rollback(
+    model: string,
+    alias: string,
+    reason = ''
+  ): Promise<IAliasMove> {
+    try {
+      return await call<IAliasMove>(Routes.rollback(model), {
+        method: 'POST',
+        body: { alias, reason }
+      });
+    } finally {
+      await this.refreshModels();
+    }
+  }
+
+  async stop(deployment: string): Promise<IDeployment> {
+    try {
+      return await call<IDeployment>(Routes.deployment(deployment), {
+        method: 'DELETE'
+      });
+    } finally {
+      await load(
+        this.deployments,
+        async () =>
+          (await call<{ deployments: IDeployment[] }>(Routes.deployments()))
+            .deployments
+      );
+      this.emit();
+    }
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._poller.dispose();
+    Signal.clearData(this);
+  }
+
+  private async refreshModels(): Promise<void> {
+    await load(
+      this.models,
+      async () => (await call<{ models: IModel[] }>(Routes.models())).models
+    );
+    this.emit();
+  }
+
+  private async refreshMonitors(): Promise<void> {
+    const live = (this.deployments.value ?? []).filter(
+      d => d.status !== 'stopped'
+    );
+    const ids = new Set(live.map(d => d.id));
+    for (const id of [...this.monitors.keys()]) {
+      if (!ids.has(id)) {
+        this.monitors.delete(id);
+      }
+    }
+    await Promise.all(
+      live.map(async d => {
+        const slot = this.monitors.get(d.id) ?? empty<IMonitorStatus>();
+        this.monitors.set(d.id, slot);
+        try {
+          slot.value = await call<IMonitorStatus>(Routes.monitor(d.id));
+          slot.error = null;
+        } catch (error) {
+          slot.error = toApiError(error);
+        }
+        slot.loaded = true;
+      })
+    );
+  }
+
+  private emit(): void {
+    (this.changed as Signal<this, void>).emit();
+  }
+
+  private _poller: Poller;
+  private _visible = true;
+}

@@ -1,0 +1,62 @@
+import * as React from 'react';
+
+import { CatalogModel } from '../catalogModel';
+import {
+  ErrorMessage,
+  Loading,
+  Message,
+  Section,
+  StatusBadge,
+  formatDateTime,
+  formatDuration
+} from './common';
+
+/** The latest pipeline runs of the project, with the state of each step. */
+export function PipelinesSection(props: { model: CatalogModel }): JSX.Element {
+  const slot = props.model.pipelines;
+  const runs = slot.value ?? [];
+  return (
+    <Section
+      id="pipelines"
+      title="Pipeline runs"
+      count={slot.value ? runs.length : undefined}
+    >
+      {slot.error && <ErrorMessage error={slot.error} what="pipeline runs" />}
+      {!slot.loaded && <Loading what="pipeline runs" />}
+      {slot.loaded && !slot.error && runs.length === 0 && (
+        <Message>
+          No pipeline runs yet. <code>jupyter mlops run pipeline.yaml</code> or{' '}
+          <code>%mlops run pipeline.yaml</code> runs one.
+        </Message>
+      )}
+      <ul className="jp-mlops-cards" aria-label="Pipeline runs">
+        {runs.map(run => (
+          <li key={run.run_id} className="jp-mlops-card" tabIndex={0}>
+            <div className="jp-mlops-card-head">
+              <span className="jp-mlops-card-title">{run.name}</span>
+              <StatusBadge status={run.status} />
+              <span className="jp-mlops-run-duration">
+                {formatDuration(run.duration_s)}
+              </span>
+            </div>
+            <div className="jp-mlops-muted">
+              {formatDateTime(run.start_time)}
+            </div>
+            <ul className="jp-mlops-steps" aria-label="steps">
+              {Object.entries(run.steps).map(([step, status]) => (
+                <li key={step} className="jp-mlops-step">
+                  <StatusBadge status={status} label={step} />
+                </li>
+              ))}
+            </ul>
+            {run.failed_step && (
+              <div className="jp-mlops-run-error">
+                step {run.failed_step} failed
+              </div>
+            )}
+          </li>
+        ))}
+      </ul>
+    </Section>
+  );
+}

@@ -1,0 +1,228 @@
+import * as React from 'react';
+
+import { RunsModel, rowKey } from '../runsModel';
+import { ICellRun, IRunDetail } from '../tokens';
+import {
+  ErrorMessage,
+  KeyValues,
+  Loading,
+  Message,
+  Section,
+  StatusBadge,
+  formatDuration,
+  formatTime,
+  onActivate
+} from './common';
+
+/** The active notebook's cell runs, newest first; a row opens its details. */
+export function RunsSection(props: { model: RunsModel }): JSX.Element {
+  const { model } = props;
+  const page = model.page;
+  const rows = model.rows;
+  return (
+    <Section
+      id="runs"
+      title="Cell runs"
+      count={page.value ? rows.length : undefined}
+    >
+      {model.notebook && (
+        <div className="jp-mlops-notebook" title={model.notebook}>
+          {model.notebook}
+        </div>
+      )}
+      <RunsBody model={model} rows={rows} />
+    </Section>
+  );
+}
+
+function RunsBody(props: { model: RunsModel; rows: ICellRun[] }): JSX.Element {
+  const { model, rows } = props;
+  const page = model.page;
+  if (model.notebook === null) {
+    return (
+      <Message>
+        Open a notebook to see its cell runs here. Each cell you run after{' '}
+        <code>%load_ext jupyter_mlops</code> becomes a tracked run.
+      </Message>
+    );
+  }
+  if (page.error && !page.value) {
+    return <ErrorMessage error={page.error} what="the cell runs" />;
+  }
+  if (!page.loaded) {
+    return <Loading what="cell runs" />;
+  }
+  return (
+    <>
+      {page.error && (
+        <ErrorMessage error={page.error} what="the latest cell runs" />
+      )}
+      {rows.length === 0 ? (
+        <Message>
+          Nothing tracked for this notebook yet. Run{' '}
+          <code>%load_ext jupyter_mlops</code> in a cell: every cell you run
+          after it appears here with its params and metrics.
+        </Message>
+      ) : (
+        <ul className="jp-mlops-runs" aria-label="Cell runs">
+          {rows.map(run => (
+            <RunRow
+              key={rowKey(run)}
+              run={run}
+              open={model.selected === rowKey(run)}
+              model={model}
+            />
+          ))}
+        </ul>
+      )}
+      {model.hasMore && (
+        <button
+          className="jp-mlops-button jp-mlops-more"
+          disabled={model.loadingMore}
+          onClick={() => void model.loadMore()}
+        >
+          {model.loadingMore ? 'Loading…' : 'Show older runs'}
+        </button>
+      )}
+    </>
+  );
+}
+
+function RunRow(props: {
+  run: ICellRun;
+  open: boolean;
+  model: RunsModel;
+}): JSX.Element {
+  const { run, open, model } = props;
+  const toggle = (): void => void model.select(run);
+  const count = run.execution_count ?? ' ';
+  return (
+    <li
+      className={`jp-mlops-run${open ? ' jp-mod-open' : ''}`}
+      data-record={rowKey(run)}
+    >
+      <div
+        className="jp-mlops-run-row"
+        role="button"
+        tabIndex={0}
+        aria-expanded={open}
+        aria-label={`Cell run [${count}] ${run.status.toLowerCase()}`}
+        onClick={toggle}
+        onKeyDown={onActivate(toggle)}
+      >
+        <div className="jp-mlops-run-head">
+          <span className="jp-mlops-run-count" title="execution count">
+            [{count}]
+          </span>
+          <StatusBadge status={run.status} />
+          {run.pending && (
+            <span
+              className="jp-mlops-pending"
+              title="in the kernel journal, not yet in MLflow"
+            >
+              saving
+            </span>
+          )}
+          <span className="jp-mlops-run-duration">
+            {formatDuration(run.duration_s)}
+          </span>
+          <span className="jp-mlops-run-time">
+            {formatTime(run.start_time)}
+          </span>
+        </div>
+        <code className="jp-mlops-run-source">{run.source_preview || ' '}</code>
+        <KeyValues values={run.params} kind="param" limit={6} />
+        <KeyValues values={run.metrics} kind="metric" limit={6} />
+        {run.error && <div className="jp-mlops-run-error">{run.error}</div>}
+      </div>
+      {open && <RunDetails model={model} />}
+    </li>
+  );
+}
+
+function RunDetails(props: { model: RunsModel }): JSX.Element {
+  const detail = props.model.detail;
+  if (detail.error) {
+    return (
+      <div className="jp-mlops-detail">
+        {detail.error.kind === 'Pending' ? (
+          <Message>{detail.error.message}</Message>
+        ) : (
+          <ErrorMessage error={detail.error} what="this run" />
+        )}
+      </div>
+    );
+  }
+  if (!detail.value) {
+    return (
+      <div className="jp-mlops-detail">
+        <Loading what="details" />
+      </div>
+    );
+  }
+  return <DetailBody run={detail.value} />;
+}
+
+function DetailBody(props: { run: IRunDetail }): JSX.Element {
+  const { run } = props;
+  return (
+    <div className="jp-mlops-detail" aria-label="Run details">
+      <dl className="jp-mlops-facts">
+        <dt>Run</dt>
+        <dd>
+          <code>{run.run_id}</code>
+        </dd>
+        <dt>Duration</dt>
+        <dd>{formatDuration(run.duration_s) || '–'}</dd>
+        {run.cell_id && (
+          <>
+            <dt>Cell</dt>
+            <dd>
+              <code>{run.cell_id}</code>
+            </dd>
+          </>
+        )}
+      </dl>
+      {run.error && <div className="jp-mlops-run-error">{run.error}</div>}
+      <h4>Source</h4>
+      <pre className="jp-mlops-source">{run.source ?? run.source_preview}</pre>
+      {Object.keys(run.params).length > 0 && (
+        <>
+          <h4>Params</h4>
+          <KeyValues values={run.params} kind="param" />
+        </>
+      )}
+      {Object.keys(run.metrics).length > 0 && (
+        <>
+          <h4>Metrics</h4>
+          <KeyValues values={run.metrics} kind="metric" />
+        </>
+      )}
+      {run.datasets.length > 0 && (
+        <>
+          <h4>Datasets</h4>
+          <ul className="jp-mlops-list">
+            {run.datasets.map(d => (
+              <li key={d.digest + d.name}>
+                {d.name} <code>{d.digest.slice(0, 10)}</code>
+                {d.rows !== null && ` · ${d.rows} rows`}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {run.artifacts.length > 0 && (
+        <>
+          <h4>Artifacts</h4>
+          <ul className="jp-mlops-list">
+            {run.artifacts.map(a => (
+              <li key={a}>
+                <code>{a}</code>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </div>
+  );
+}

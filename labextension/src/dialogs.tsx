@@ -1,0 +1,117 @@
+import * as React from 'react';
+
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { ApiError } from './api';
+import { IGateResult } from './tokens';
+
+let formCount = 0;
+
+export interface IPromoteChoice {
+  alias: string;
+  reason: string;
+}
+
+/** The body of the promote dialog: which alias, and why. */
+class PromoteForm extends Widget implements Dialog.IBodyWidget<IPromoteChoice> {
+  constructor(aliases: string[], alias: string) {
+    super({ node: document.createElement('form') });
+    this.addClass('jp-mlops-form');
+    const listId = `jp-mlops-aliases-${++formCount}`;
+    this.node.innerHTML = `
+      <label>Alias
+        <input name="alias" class="jp-mod-styled" list="${listId}" required
+               pattern="[A-Za-z][A-Za-z0-9_-]*" />
+      </label>
+      <datalist id="${listId}"></datalist>
+      <label>Reason
+        <input name="reason" class="jp-mod-styled" placeholder="why this version" />
+      </label>`;
+    const list = this.node.querySelector('datalist')!;
+    for (const name of aliases) {
+      const option = document.createElement('option');
+      option.value = name;
+      list.appendChild(option);
+    }
+    this.input('alias').value = alias;
+    (this.node as HTMLFormElement).addEventListener('submit', event =>
+      event.preventDefault()
+    );
+  }
+
+  getValue(): IPromoteChoice {
+    return {
+      alias: this.input('alias').value.trim(),
+      reason: this.input('reason').value
+    };
+  }
+
+  private input(name: string): HTMLInputElement {
+    return this.node.querySelector(`input[name="${name}"]`) as HTMLInputElement;
+  }
+}
+
+/** Asks which alias to move to `version`; null when the user cancels. */
+export async function askPromotion(
+  model: string,
+  version: string,
+  aliases: string[]
+): Promise<IPromoteChoice | null> {
+  const result = await showDialog<IPromoteChoice>({
+    title: `Promote ${model} version ${version}`,
+    body: new PromoteForm(aliases, aliases[0] ?? 'champion'),
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Promote' })],
+    focusNodeSelector: 'input[name="alias"]'
+  });
+  if (!result.button.accept || !result.value || !result.value.alias) {
+    return null;
+  }
+  return result.value;
+}
+
+/** Asks a yes/no question before a change that moves traffic or stops a server. */
+export async function confirm(
+  title: string,
+  body: string,
+  label: string
+): Promise<boolean> {
+  const result = await showDialog({
+    title,
+    body,
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label })]
+  });
+  return result.button.accept;
+}
+
+/** Shows why the gates refused a promotion, one line per failed gate. */
+export async function showRefusal(error: ApiError): Promise<void> {
+  await showDialog({
+    title: 'Promotion refused',
+    body: <GateList message={error.message} gates={error.failed} />,
+    buttons: [Dialog.okButton({ label: 'Close' })]
+  });
+}
+
+export function GateList(props: {
+  message: string;
+  gates: IGateResult[];
+}): JSX.Element {
+  return (
+    <div className="jp-mlops-refusal">
+      <p>{props.message}</p>
+      {props.gates.length > 0 && (
+        <ul className="jp-mlops-gates">
+          {props.gates.map(gate => (
+            <li
+              key={gate.gate}
+              className={gate.passed ? 'jp-mod-passed' : 'jp-mod-failed'}
+            >
+              <strong>{gate.gate}</strong>: {gate.evidence}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
