@@ -24,7 +24,7 @@ DEFAULT_METRIC_PATTERN = (
 )
 
 _TRACKING_KEYS = {"enabled", "metric_pattern", "metrics", "max_param_length", "source_tag_limit"}
-_TOP_KEYS = {"tracking", "pipelines", "registry", "serving", "monitoring"}
+_TOP_KEYS = {"tracking", "pipelines", "registry", "serving", "monitoring", "team"}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ _ENV_KEYS = (
     "JPY_SESSION_NAME",
 )
 
+#: an MLflow tracking server URL: the `project` fixture's store instead of its own SQLite file
+TEAM_SERVER = os.environ.get("JUPYTER_MLOPS_TEST_TRACKING_URI", "")
+
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -40,6 +43,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (root / "mlops.yaml").write_text("")
     for key in _ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
+    if TEAM_SERVER:  # scripts/team-tests.sh: the store is a shared tracking server
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", TEAM_SERVER)
+        monkeypatch.setenv("MLFLOW_REGISTRY_URI", TEAM_SERVER)
     monkeypatch.chdir(root)
     yield root
     store.forget_clients()

@@ -1,0 +1,1 @@
+"""Team mode: a shared MLflow tracking server, and manifests for serving platforms."""

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs the tests marked `team` against an MLflow tracking server backed by PostgreSQL that
+# serves artifacts: a throwaway database cluster and server on 127.0.0.1, stopped afterwards.
+# Installs PostgreSQL from Debian's packages when it is missing. Exit code: pytest's.
+#   scripts/team-tests.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+PGBIN=$(pg_bin)
+if [ -z "$PGBIN" ]; then
+  echo "team-tests: installing PostgreSQL from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y postgresql >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y postgresql >/dev/null; }
+  PGBIN=$(pg_bin)
+fi
+
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+WORK=$(mktemp -d /tmp/mlops-team.XXXXXX)
+chmod 755 "$WORK"
+mkdir -p "$WORK/pg" "$WORK/sock" "$WORK/artifacts"
+# PostgreSQL refuses to run as root: its files belong to the postgres user then
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+  chown postgres "$WORK/pg" "$WORK/sock"
+  as_pg() { runuser -u postgres -- "$@"; }
+else
+  as_pg() { "$@"; }
+fi
+
+MLFLOW_PID=""
+cleanup() {
+  if [ -n "$MLFLOW_PID" ]; then
+    kill -TERM -- "-$MLFLOW_PID" 2>/dev/null || true
+    for _ in $(seq 1 20); do kill -0 "$MLFLOW_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$MLFLOW_PID" 2>/dev/null || true
+  fi
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+PGPORT=$(free_port)
+as_pg "$PGBIN/initdb" -D "$WORK/pg" -U mlops --auth=trust --no-sync >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/sock/postgres.log" -w \
+  -o "-h 127.0.0.1 -p $PGPORT -k $WORK/sock -c fsync=off -c max_connections=200" start >/dev/null
+as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U mlops mlflow
+
+MLPORT=$(free_port)
+# its own process group, so the cleanup stops the server's workers too
+setsid "$PY" -m mlflow server \
+  --backend-store-uri "postgresql://mlops@127.0.0.1:$PGPORT/mlflow" \
+  --artifacts-destination "$WORK/artifacts" \
+  --host 127.0.0.1 --port "$MLPORT" --workers 2 >"$WORK/mlflow.log" 2>&1 &
+MLFLOW_PID=$!
+URL="http://127.0.0.1:$MLPORT"
+for _ in $(seq 1 180); do
+  if "$PY" -c "import urllib.request as u; u.urlopen('$URL/health', timeout=2)" 2>/dev/null; then break; fi
+  if ! kill -0 "$MLFLOW_PID" 2>/dev/null; then cat "$WORK/mlflow.log" >&2; exit 1; fi
+  sleep 0.5
+done
+echo "team-tests: MLflow server $URL on PostgreSQL 127.0.0.1:$PGPORT" >&2
+
+set +e
+JUPYTER_MLOPS_TEST_TRACKING_URI="$URL" "$PY" -m pytest -m team -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ $status -ne 0 ]; then tail -n 40 "$WORK/mlflow.log" >&2; fi
+exit $status
