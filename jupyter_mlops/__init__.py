@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         switch,
         undeploy,
     )
+    from .widgets import panel
 
 # imported on first use, so %load_ext pays only for tracking
 _LAZY = {
@@ -66,6 +67,7 @@ _LAZY = {
     "set_traffic": "serving.manager",
     "switch": "serving.manager",
     "undeploy": "serving.manager",
+    "panel": "widgets",
 }
 
 
@@ -113,6 +115,7 @@ __all__ = [
     "monitor",
     "output",
     "package",
+    "panel",
     "promote",
     "register",
     "rollback",

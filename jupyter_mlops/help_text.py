@@ -56,3 +56,7 @@ MONITOR = (
     "a monitor run and apply the mlops.yaml policy (alert, rollback, retrain)."
 )
 ALERTS = "Show the most recent drift alerts."
+PANEL = (
+    "Show the panel: runs to filter and compare, models to package, register, promote and roll "
+    "back, deployments with a canary slider, drift charts (--tab picks the first tab shown)."
+)

@@ -23,7 +23,7 @@ USAGE = (
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
     "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,drift REF CUR,"
-    "monitor DEPLOYMENT [--window 1h],alerts,help}"
+    "monitor DEPLOYMENT [--window 1h],alerts,panel [--tab T],help}"
 )
 
 
@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("alerts", help=help_text.ALERTS, add_help=False)
     pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
     pipes.add_argument("-n", type=int, default=10, metavar="N")
+    panel = sub.add_parser("panel", help=help_text.PANEL, add_help=False)
+    panel.add_argument("--tab", choices=("runs", "models", "deployments", "drift"), default="runs")
     sub.add_parser("help", add_help=False)
     return parser
 
@@ -143,6 +145,7 @@ def help_message() -> str:
         ("drift REF CUR", help_text.DRIFT),
         ("monitor ID", help_text.MONITOR),
         ("alerts", help_text.ALERTS),
+        ("panel", help_text.PANEL),
         ("%%mlops skip", help_text.SKIP),
     ):
         lines.append(f"  {name:<14} {text}")
@@ -352,6 +355,13 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         return _registry_text(args, namespace)
     if command == "template":
         return _template_text(args.name, args.force)
+    if command == "panel":
+        from IPython.display import display
+
+        from .widgets import Panel
+
+        display(Panel(namespace, tab=args.tab))  # type: ignore[no-untyped-call]
+        return ""
     if command == "pipelines":
         from .config import load_settings
         from .pipelines.history import format_pipeline_runs, pipeline_runs
@@ -370,7 +380,9 @@ class MlopsMagics(Magics):
             if cell is not None:
                 self._cell(line, cell)
                 return
-            print(run_line(line, self.shell.user_ns if self.shell is not None else None))
+            text = run_line(line, self.shell.user_ns if self.shell is not None else None)
+            if text:  # %mlops panel displays its widget instead
+                print(text)
         except MlopsError as err:
             print(str(err))
 

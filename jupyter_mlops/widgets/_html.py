@@ -1,0 +1,36 @@
+"""Small HTML tables for the panel's listings (escaped: names and messages come from users)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+_STYLE = (
+    "border-collapse:collapse;font-size:var(--jp-ui-font-size1);"
+    "font-family:var(--jp-ui-font-family)"
+)
+_CELL = "padding:2px 10px;text-align:left;border-bottom:1px solid var(--jp-border-color2)"
+
+
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    empty: str = "nothing yet",
+    highlight: Sequence[bool] | None = None,
+    css_class: str = "",
+) -> str:
+    """An HTML table; rows flagged in ``highlight`` are shaded."""
+    if not rows:
+        muted = "color:var(--jp-ui-font-color2)"
+        return f'<p class="{css_class}" style="{muted}">{html.escape(empty)}</p>'
+    head = "".join(f'<th style="{_CELL}">{html.escape(h)}</th>' for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        shade = ' style="background:var(--jp-warn-color3)"' if highlight and highlight[i] else ""
+        cells = "".join(f'<td style="{_CELL}">{html.escape(str(c))}</td>' for c in row)
+        body.append(f"<tr{shade}>{cells}</tr>")
+    return (
+        f'<table class="{css_class}" style="{_STYLE}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
