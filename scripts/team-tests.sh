@@ -34,11 +34,12 @@ MLFLOW_PID=""
 cleanup() {
   if [ -n "$MLFLOW_PID" ]; then
     kill -TERM -- "-$MLFLOW_PID" 2>/dev/null || true
-    for _ in $(seq 1 20); do kill -0 "$MLFLOW_PID" 2>/dev/null || break; sleep 0.5; done
+    for _ in $(seq 1 10); do kill -0 "$MLFLOW_PID" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$MLFLOW_PID" 2>/dev/null || true
   fi
   as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
+  echo "team-tests: stopped PostgreSQL and MLflow after ${SECONDS} s" >&2
 }
 trap cleanup EXIT INT TERM
 
@@ -51,7 +52,7 @@ as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U mlops mlflow
 MLPORT=$(free_port)
 # its own process group, so the cleanup stops the server's workers too
 setsid "$PY" -m mlflow server \
-  --backend-store-uri "postgresql://mlops@127.0.0.1:$PGPORT/mlflow" \
+  --backend-store-uri "postgresql+psycopg2://mlops@127.0.0.1:$PGPORT/mlflow" \
   --artifacts-destination "$WORK/artifacts" \
   --host 127.0.0.1 --port "$MLPORT" --workers 2 >"$WORK/mlflow.log" 2>&1 &
 MLFLOW_PID=$!
@@ -61,7 +62,7 @@ for _ in $(seq 1 180); do
   if ! kill -0 "$MLFLOW_PID" 2>/dev/null; then cat "$WORK/mlflow.log" >&2; exit 1; fi
   sleep 0.5
 done
-echo "team-tests: MLflow server $URL on PostgreSQL 127.0.0.1:$PGPORT" >&2
+echo "team-tests: MLflow server $URL on PostgreSQL 127.0.0.1:$PGPORT (ready after ${SECONDS} s)" >&2
 
 set +e
 JUPYTER_MLOPS_TEST_TRACKING_URI="$URL" "$PY" -m pytest -m team -p no:cacheprovider "$@"

@@ -116,6 +116,22 @@ def backend_kind(uri: str) -> str:
     return scheme
 
 
+def with_driver(uri: str) -> str:
+    """``uri`` naming the PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3; the ``team`` extra installs
+    psycopg2, so a bare URI would fail with "No module named 'psycopg'".
+    """
+    import importlib.util
+
+    scheme, sep, rest = uri.partition("://")
+    if scheme.lower() not in ("postgresql", "postgres"):
+        return uri
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2{sep}{rest}"
+    return f"postgresql{sep}{rest}"
+
+
 def check_database(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Open and close one connection; a StoreError that says why when it fails."""
     kind = backend_kind(uri)
@@ -185,6 +201,7 @@ def plan_server(
             "or set team.backend_store_uri in mlops.yaml"
         )
     backend_kind(str(uri))
+    uri = with_driver(str(uri))
     destination = str(
         artifacts_destination
         or section.get("artifacts_destination")
