@@ -122,7 +122,8 @@ def list_runs(
         for p in pipeline_runs(settings, limit=limit):
             params = {k: str(v) for k, v in p.params.items()}
             rows.append(
-                RunRow(p.run_id, "pipeline", f"pipeline {p.name}", p.status, p.start_time,
+                RunRow(p.run_id, "pipeline", " ".join([p.name, *(f"{k}={v}" for k, v in
+                       params.items())]), p.status, p.start_time,
                        p.duration_s, params, {})
             )  # fmt: skip
     if status:

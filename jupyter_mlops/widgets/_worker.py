@@ -101,30 +101,32 @@ class Worker:
         show: Callable[[Any], str | None] | None,
         quiet: bool,
     ) -> None:
+        ticking = threading.Event()
         ticker = None
         if not quiet:
-            ticker = threading.Thread(target=self._tick, args=(label,), daemon=True)
+            ticker = threading.Thread(target=self._tick, args=(label, ticking), daemon=True)
             ticker.start()
         try:
             result = job()
-            done = show(result) if show is not None else None
-            if done is not None:
-                self.say(done, "ok")
-            elif not quiet:
-                self.say("")
+            text, kind = (show(result) if show is not None else None), "ok"
         except BaseException as err:  # shown in the tab; the kernel never sees a traceback
-            self.say(error_text(err), "error")
-        finally:
-            self._idle.set()
-            if ticker is not None:
-                ticker.join(timeout=1)
-            if not quiet:
-                self.progress.layout.display = "none"
-                self._set_controls(False)
+            text, kind = error_text(err), "error"
+        # the ticker stops before the outcome is shown, so it cannot overwrite it
+        ticking.set()
+        if ticker is not None:
+            ticker.join()
+        if text is not None:
+            self.say(text, kind)
+        elif not quiet:
+            self.say("")
+        if not quiet:
+            self.progress.layout.display = "none"
+            self._set_controls(False)
+        self._idle.set()
 
-    def _tick(self, label: str) -> None:
+    def _tick(self, label: str, stop: threading.Event) -> None:
         started = time.monotonic()
-        while not self._idle.wait(0.25):
+        while not stop.wait(0.25):
             self.progress.value = (self.progress.value + 1) % (self.progress.max + 1)
             elapsed = time.monotonic() - started
             if elapsed >= 2:

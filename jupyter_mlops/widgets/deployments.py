@@ -166,10 +166,17 @@ class DeploymentsTab:
                 canary = min(d.weights, key=lambda v: d.weights[v]) if len(d.weights) > 1 else None
                 spare = [v for v in versions if v not in d.weights]
                 self.version.value = canary or (spare[0] if spare else versions[0])
-            self.canary.value = d.weights.get(str(self.version.value), 0.0) if d else 0.0
+            self.canary.value = self._canary_share(d, self.version.value)
             self.canary.disabled = d is None
         finally:
             self._syncing = False
+
+    @staticmethod
+    def _canary_share(d: Deployment | None, version: str | None) -> float:
+        """The slider shows the selected version's share, 0 for the version that takes the rest."""
+        if d is None or version is None or version not in d.weights or len(d.weights) < 2:
+            return 0.0
+        return 0.0 if stable_version(d, "") == version else d.weights[version]
 
     def refresh(self, *, quiet: bool = False) -> None:
         self.worker.run("loading deployments", self._load, self._show, quiet=quiet)

@@ -104,6 +104,7 @@ def test_rollback_without_history_says_so(registry: Settings, make_panel: Any) -
     assert panel.models.worker.text == "model 'lin' has no alias 'nosuchalias'"
 
 
+@pytest.mark.slow  # torch's ONNX export
 def test_package_and_register_from_notebook_variables(registry: Settings, make_panel: Any) -> None:
     import torch
 

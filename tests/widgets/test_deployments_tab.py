@@ -1,0 +1,108 @@
+"""Deployments tab against real server processes: Deploy starts one, the canary slider
+changes the real traffic, Switch sends it all to one version, Stop stops the process."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from jupyter_mlops.config import Settings
+from jupyter_mlops.serving import manager
+from tests.widgets.conftest import text_of
+
+pytestmark = pytest.mark.slow
+
+
+def _live_weights(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"{url}/mlops/status", timeout=5) as response:
+        return dict(json.loads(response.read())["weights"])
+
+
+def _invoke(url: str, rows: int = 2) -> str:
+    body = json.dumps({"inputs": [[1.0, 2.0, 3.0, 4.0]] * rows}).encode()
+    request = urllib.request.Request(
+        f"{url}/invocations", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return str(response.headers["X-Model-Version"])
+
+
+def test_deploy_canary_switch_and_stop(registry: Settings, make_panel: Any) -> None:
+    panel = make_panel(tab="deployments")
+    tab = panel.deployments
+    assert "no deployments yet" in text_of(tab.listing.value)
+    assert "lin@champion" in [o[1] for o in tab.spec.options]
+
+    tab.spec.value = "lin@champion"
+    tab.deploy_button.click()
+    tab.worker.wait()
+    assert not tab.worker.failed, tab.worker.text
+    (deployment,) = manager.deployments(settings=registry)
+    assert tab.worker.text == f"deployed lin@champion as {deployment.id} at {deployment.url}"
+    assert deployment.status == "running"
+    assert _live_weights(deployment.url) == {"1": 1.0}
+    assert tab.deployment.value == deployment.id
+    assert "running" in text_of(tab.listing.value)
+
+    tab.version.value = "3"
+    assert tab.canary.value == 0.0
+    tab.canary.value = 0.25  # the slider applies on release, like a user's drag
+    tab.worker.wait()
+    assert not tab.worker.failed, tab.worker.text
+    assert _live_weights(deployment.url) == {"1": 0.75, "3": 0.25}
+    assert tab.worker.text == f"{deployment.id}: v3 gets 25%, v1 the rest"
+    assert "v1 75%, v3 25%" in text_of(tab.listing.value)
+
+    for _ in range(5):
+        _invoke(deployment.url)
+    time.sleep(1.2)  # the server writes its capture every half second
+    tab.refresh()
+    tab.worker.wait()
+    rate = text_of(tab.listing.value).split()
+    assert f"{5 / 60:.2f}" in rate
+
+    tab.switch_button.click()
+    tab.worker.wait()
+    assert _live_weights(deployment.url) == {"3": 1.0}
+    assert _invoke(deployment.url) == "3"
+    assert (tab.version.value, tab.canary.value) == ("3", 0.0)  # v3 is no canary any more
+
+    tab.stop_button.click()
+    tab.worker.wait()
+    assert tab.worker.text == f"stopped {deployment.id} (captured traffic kept)"
+    assert manager.get_deployment(deployment.id, settings=registry).status == "stopped"
+    assert not manager._alive(deployment.pid)
+    assert tab.deployment.value is None
+
+
+def test_canary_on_the_only_served_version_says_why(registry: Settings, make_panel: Any) -> None:
+    d = manager.deploy("lin@champion", settings=registry)
+    try:
+        panel = make_panel(tab="deployments")
+        tab = panel.deployments
+        tab.deployment.value = d.id
+        tab.version.value = "1"
+        tab.canary.value = 0.5
+        tab.worker.wait()
+        assert tab.worker.failed
+        assert tab.worker.text == (
+            f"deployment {d.id!r} serves only v1: deploy or switch to another version first, "
+            "then send part of the traffic to v1"
+        )
+        assert _live_weights(d.url) == {"1": 1.0}
+    finally:
+        manager.undeploy(d.id, settings=registry)
+
+
+def test_actions_without_a_deployment_say_what_to_pick(registry: Settings, make_panel: Any) -> None:
+    panel = make_panel(tab="deployments")
+    tab = panel.deployments
+    assert tab.deployment.value is None
+    tab.stop_button.click()
+    tab.worker.wait()
+    assert tab.worker.text == "pick a running deployment first"
+    assert tab.worker.failed

@@ -1,0 +1,130 @@
+"""Drift tab: notebook tables, a version's reference sample and a deployment's captured
+traffic as choices; verdict, per-column table and chart; Monitor on a real deployment."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jupyter_mlops.config import Settings
+from jupyter_mlops.monitoring.sources import DriftSource
+from jupyter_mlops.serving import manager
+from jupyter_mlops.widgets._figure import MIME
+from tests.widgets.conftest import reference_frame, text_of
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shifted_deployment(registry: Settings) -> Iterator[manager.Deployment]:
+    """A deployment of v1 that received shifted traffic."""
+    d = manager.deploy("lin/1", name="lin-drift", settings=registry)
+    rows = reference_frame(rows=200, shift=3.0, seed=1).to_numpy().tolist()
+    for start in range(0, len(rows), 50):
+        body = json.dumps({"inputs": rows[start : start + 50]}).encode()
+        request = urllib.request.Request(
+            f"{d.url}/invocations", body, {"Content-Type": "application/json"}
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+    time.sleep(1.2)  # the server writes its capture every half second
+    yield d
+    manager.undeploy(d.id, settings=registry)
+
+
+def test_sources_and_compare_two_notebook_tables(
+    registry: Settings, shifted_deployment: Any, make_panel: Any
+) -> None:
+    namespace = {
+        "train_df": reference_frame(),
+        "recent_df": reference_frame(shift=1.5, seed=2),
+        "not_a_table": [1, 2, 3],
+    }
+    panel = make_panel(namespace, tab="drift")
+    tab = panel.drift
+    labels = [o[0] for o in tab.reference.options]
+    assert labels == [
+        "variable recent_df",
+        "variable train_df",
+        "reference sample of lin v1",
+        "traffic of lin-drift",
+    ]
+    # the defaults are the usual monitoring pair
+    assert tab.reference.value == DriftSource("reference", "lin/1")
+    assert tab.current.value == DriftSource("traffic", "lin-drift")
+
+    tab.reference.value = DriftSource("variable", "train_df")
+    tab.current.value = DriftSource("variable", "recent_df")
+    tab.compare_button.click()
+    tab.worker.wait()
+    assert not tab.worker.failed, tab.worker.text
+    assert tab.worker.text == "variable train_df (400 rows) vs variable recent_df (400 rows)"
+    assert text_of(tab.verdict.value).strip() == (
+        "DRIFT: 4 of 4 columns drifted (100%): a, b, c, d"
+    )
+    columns = text_of(tab.columns.value)
+    assert "a  K-S p_value" in columns and columns.count("DRIFT") == 4
+    (output,) = tab.figure.widget.outputs
+    figure = output["data"][MIME]
+    assert figure["data"][0]["x"] == ["a", "b", "c", "d"]
+    assert "plotly.js" not in json.dumps(output)[:100_000] and len(json.dumps(output)) < 200_000
+
+
+def test_reference_sample_against_captured_traffic_then_monitor(
+    registry: Settings, shifted_deployment: Any, make_panel: Any
+) -> None:
+    panel = make_panel({}, tab="drift")
+    tab = panel.drift
+    tab.compare_button.click()  # reference sample of lin v1 vs traffic of lin-drift
+    tab.worker.wait()
+    assert not tab.worker.failed, tab.worker.text
+    assert tab.worker.text == (
+        "reference sample of lin v1 (400 rows) vs traffic of lin-drift (200 rows)"
+    )
+    assert "DRIFT: 4 of 4 columns drifted" in text_of(tab.verdict.value)
+
+    assert tab.deployment.value == "lin-drift"
+    tab.act.value = False
+    tab.monitor_button.click()
+    tab.worker.wait()
+    assert not tab.worker.failed, tab.worker.text
+    result = tab.monitor_result
+    assert result.triggered and result.deployment == "lin-drift" and result.actions == []
+    assert tab.worker.text == result.summary()
+    assert "lin-drift (lin v1), 200 rows: 4 of 4 columns drifted (100%)" in tab.worker.text
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("soon", "window 'soon': write it like 15m, 1h or 2d"),
+        ("0s", "window '0s' must be longer than zero"),
+    ],
+)
+def test_bad_window_shows_the_message(
+    registry: Settings, shifted_deployment: Any, make_panel: Any, window: str, message: str
+) -> None:
+    panel = make_panel({}, tab="drift")
+    tab = panel.drift
+    tab.window.value = window
+    tab.compare_button.click()
+    tab.worker.wait()
+    assert tab.worker.failed
+    assert tab.worker.text == message
+
+
+def test_a_variable_gone_from_the_notebook_is_named(
+    registry: Settings, shifted_deployment: Any, make_panel: Any
+) -> None:
+    namespace: dict[str, Any] = {"train_df": reference_frame()}
+    panel = make_panel(namespace, tab="drift")
+    tab = panel.drift
+    tab.reference.value = DriftSource("variable", "train_df")
+    del namespace["train_df"]
+    tab.compare_button.click()
+    tab.worker.wait()
+    assert tab.worker.text == "no variable 'train_df' in this notebook"

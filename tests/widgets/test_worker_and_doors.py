@@ -1,0 +1,85 @@
+"""The panel's worker (off the main thread, errors as messages) and its doors."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import jupyter_mlops
+from jupyter_mlops.exceptions import NotFoundError, UsageError
+from jupyter_mlops.magics import help_message, run_line
+from jupyter_mlops.widgets import Panel
+from jupyter_mlops.widgets._worker import Worker
+
+
+def test_job_runs_off_the_main_thread_and_the_caller_returns_at_once() -> None:
+    worker = Worker()
+    release = threading.Event()
+    seen: list[str] = []
+
+    def job() -> str:
+        seen.append(threading.current_thread().name)
+        release.wait(10)
+        return "done"
+
+    assert worker.run("waiting", job, lambda result: f"job said {result}")
+    assert worker.busy and worker.text == "waiting…"
+    assert worker.progress.layout.display == ""
+    assert not worker.run("again", job), "a second job must not start while one runs"
+    assert worker.text == "still working on the previous request; try again when it ends"
+    release.set()
+    worker.wait()
+    assert seen == ["mlops-panel waiting"]
+    assert worker.text == "job said done" and not worker.failed
+    assert worker.progress.layout.display == "none"
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (NotFoundError("no deployment 'x'"), "no deployment 'x'"),
+        (ValueError("bad value\n  more lines of detail"), "unexpected ValueError: bad value"),
+        (KeyError("k"), "unexpected KeyError: 'k'"),
+    ],
+)
+def test_errors_show_as_one_message_without_traceback(error: Exception, message: str) -> None:
+    worker = Worker()
+    button = __import__("ipywidgets").Button()
+    worker.controls = [button]
+
+    def job() -> None:
+        raise error
+
+    worker.run("failing", job)
+    worker.wait()
+    assert worker.failed and worker.text == message
+    assert "Traceback" not in worker.message.value
+    assert 'class="jp-mlops-message jp-mlops-error"' in worker.message.value
+    assert not button.disabled, "controls come back after a failure"
+
+
+def test_panel_magic_and_function(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "panel" in help_message()
+    with pytest.raises(UsageError, match="argument --tab: invalid choice: 'bogus'"):
+        run_line("panel --tab bogus", {})
+    assert run_line("panel --tab models", {}) == ""
+    shown = capsys.readouterr().out
+    assert shown.startswith("Panel(children=")  # displayed outside a front end: its repr
+    panel: Any = jupyter_mlops.panel({}, tab="drift")
+    try:
+        assert isinstance(panel, Panel)
+        assert panel.tabs.selected_index == 3
+        assert [panel.tabs.get_title(i) for i in range(4)] == [
+            "Runs",
+            "Models",
+            "Deployments",
+            "Drift",
+        ]
+        panel.wait()
+        assert panel.models.worker.text == "" and not panel.models.worker.failed
+        assert "no registered models yet" in panel.models.listing.value
+    finally:
+        panel.close()
