@@ -444,5 +444,25 @@ server.help = (
 )
 
 
+@main.command()
+@click.argument("spec", metavar="MODEL@ALIAS")
+@click.option(
+    "--target", required=True, type=click.Choice(["kserve", "triton", "mlserver"]), help="Platform."
+)
+@click.option("--out", default=None, help="Directory to write (default deploy/TARGET/MODEL-vN).")
+@click.option("--storage-uri", default=None, help="KServe: where the model repository will live.")
+@_errors_to_exit
+def manifest(spec: str, target: str, out: str | None, storage_uri: str | None) -> None:
+    from .team.manifest import write_manifest
+
+    click.echo(write_manifest(spec, target, out, storage_uri=storage_uri).summary())
+
+
+manifest.help = (
+    "Write a registered ONNX model out for KServe (InferenceService YAML), Triton (model "
+    "repository with config.pbtxt) or MLServer (model-settings.json): Open Inference Protocol."
+)
+
+
 if __name__ == "__main__":
     main()
