@@ -191,7 +191,14 @@ def api(jp_fetch: Any) -> Api:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[Any, Any]:
-        kwargs: dict[str, Any] = {"method": method, "raise_error": False, "headers": headers}
+        # deploying starts a model server and monitoring imports its libraries: on a busy
+        # 2-core machine that can take longer than jp_fetch's 20 s default
+        kwargs: dict[str, Any] = {
+            "method": method,
+            "raise_error": False,
+            "headers": headers,
+            "request_timeout": 120,
+        }
         if body is not None:
             kwargs["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
         elif method in ("POST", "PUT"):
