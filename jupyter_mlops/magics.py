@@ -18,7 +18,8 @@ from .tracking.queries import cell_runs, format_table
 
 USAGE = (
     "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],flush,"
-    "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2],"
+    "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2]"
+    " [--executor dask --scheduler ADDRESS],"
     "pipelines [-n N],template NAME [--force],package MODEL --example VAR [--name N],"
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
@@ -61,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help=help_text.RUN, add_help=False)
     run.add_argument("pipeline")
     run.add_argument("-p", "--param", action="append", default=[], metavar="k=v")
-    run.add_argument("--parallel", type=int, default=1)
+    run.add_argument("--parallel", type=int, default=None)
     run.add_argument("--no-cache", action="store_true")
+    run.add_argument("--executor", default="local")
+    run.add_argument("--scheduler", default=None)
     run.add_argument("--resume", default=None)
     run.add_argument("--sweep", action="append", default=[])
     template = sub.add_parser("template", help=help_text.TEMPLATE, add_help=False)
@@ -200,7 +203,7 @@ def _run_text(args: argparse.Namespace) -> str:
     from .pipelines.sweep import parse_sweep, run_sweep
 
     overrides = _pairs(args.param)
-    if args.parallel < 1:
+    if args.parallel is not None and args.parallel < 1:
         raise UsageError("%mlops run: --parallel must be at least 1", USAGE)
     if args.sweep:
         result = run_sweep(
@@ -209,6 +212,8 @@ def _run_text(args: argparse.Namespace) -> str:
             parse_sweep(args.sweep),
             parallel=args.parallel,
             use_cache=not args.no_cache,
+            executor=args.executor,
+            scheduler=args.scheduler,
         )
         failures = "".join(f"\nerror: {f}" for f in result.failures)
         return result.table() + failures
@@ -218,6 +223,8 @@ def _run_text(args: argparse.Namespace) -> str:
         parallel=args.parallel,
         use_cache=not args.no_cache,
         resume=args.resume,
+        executor=args.executor,
+        scheduler=args.scheduler,
     ).summary()
 
 

@@ -56,6 +56,7 @@ setsid "$PY" -m mlflow server \
   --artifacts-destination "$WORK/artifacts" \
   --host 127.0.0.1 --port "$MLPORT" --workers 2 >"$WORK/mlflow.log" 2>&1 &
 MLFLOW_PID=$!
+disown "$MLFLOW_PID"  # stopped by cleanup; no job-control notice when it is killed
 URL="http://127.0.0.1:$MLPORT"
 for _ in $(seq 1 180); do
   if "$PY" -c "import urllib.request as u; u.urlopen('$URL/health', timeout=2)" 2>/dev/null; then break; fi

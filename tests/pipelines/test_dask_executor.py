@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from jupyter_mlops import store
 from jupyter_mlops.cli import main
 from jupyter_mlops.exceptions import MlopsError, UsageError
+from jupyter_mlops.magics import run_line
 from jupyter_mlops.pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
 from jupyter_mlops.pipelines.sweep import run_sweep
 from tests.conftest import drain, free_port, runs_of_kind, settings_for
@@ -129,7 +130,9 @@ def test_sweep_and_cli_on_dask(project: Path, scheduler: str) -> None:
     )
     assert ran.exit_code == 0, ran.output
     assert "CACHED" in ran.output and "FINISHED" in ran.output
-    assert len(runs_of_kind(project, "pipeline")) == 3
+    magic = run_line(f"run {path} -p x=2 --executor dask --scheduler {scheduler}")
+    assert "pipeline 'diamond'" in magic and "CACHED" in magic
+    assert len(runs_of_kind(project, "pipeline")) == 4
 
 
 def test_bad_executor_options(project: Path) -> None:
@@ -154,6 +157,8 @@ def test_bad_executor_options(project: Path) -> None:
     assert runs_of_kind(project, "pipeline") == []
     with pytest.raises(UsageError, match="unknown executor 'ray'"):
         run_pipeline(path, executor="ray", progress=False)
+    with pytest.raises(UsageError, match="--scheduler is the address of a Dask scheduler"):
+        run_line(f"run {path} --scheduler {address}")
 
 
 def test_missing_dask_names_the_extra(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
