@@ -233,7 +233,7 @@ def liveness(settings: Settings, url: str, token: str) -> None:
         return (time.perf_counter() - started) * 1000
 
     first = journal.cell()
-    cold = wait_for(lambda: stored(first), timeout=60)
+    cold = wait_for(lambda: stored(first), timeout=300)  # imports on a busy machine
     to_store, to_row = [], []
     for _ in range(15):
         time.sleep(0.3)
