@@ -5,7 +5,7 @@
 #   scripts/team-tests.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+PY=${TEAM_TESTS_PYTHON:-.venv/bin/python}
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 PGBIN=$(pg_bin)
