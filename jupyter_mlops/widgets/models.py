@@ -62,7 +62,7 @@ class ModelsTab:
         self.listing = widgets.HTML()
         small = widgets.Layout(width="170px")
         # package
-        self.model_var = widgets.Dropdown(description="model", layout=small)
+        self.model_var = widgets.Dropdown(description="variable", layout=small)
         self.example_var = widgets.Dropdown(description="example", layout=small)
         self.reference_var = widgets.Dropdown(description="reference", layout=small)
         self.package_name = widgets.Text(placeholder="name (default: class)", layout=small)

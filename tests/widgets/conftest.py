@@ -1,5 +1,6 @@
 """A project with a registered linear ONNX model in three versions (gates in mlops.yaml,
-a reference sample on v1), and panels built against it."""
+a reference sample on v1), shared by the panel tests (each leaves ``champion`` on v1), and
+panels built against it."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def reference_frame(rows: int = 400, shift: float = 0.0, seed: int = 0) -> pd.Da
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     import mlflow
     import mlflow.onnx

@@ -34,14 +34,14 @@ def _invoke(url: str, rows: int = 2) -> str:
 def test_deploy_canary_switch_and_stop(registry: Settings, make_panel: Any) -> None:
     panel = make_panel(tab="deployments")
     tab = panel.deployments
-    assert "no deployments yet" in text_of(tab.listing.value)
     assert "lin@champion" in [o[1] for o in tab.spec.options]
+    before = {d.id for d in manager.deployments(settings=registry)}
 
     tab.spec.value = "lin@champion"
     tab.deploy_button.click()
     tab.worker.wait()
     assert not tab.worker.failed, tab.worker.text
-    (deployment,) = manager.deployments(settings=registry)
+    (deployment,) = [d for d in manager.deployments(settings=registry) if d.id not in before]
     assert tab.worker.text == f"deployed lin@champion as {deployment.id} at {deployment.url}"
     assert deployment.status == "running"
     assert _live_weights(deployment.url) == {"1": 1.0}
@@ -62,8 +62,8 @@ def test_deploy_canary_switch_and_stop(registry: Settings, make_panel: Any) -> N
     time.sleep(1.2)  # the server writes its capture every half second
     tab.refresh()
     tab.worker.wait()
-    rate = text_of(tab.listing.value).split()
-    assert f"{5 / 60:.2f}" in rate
+    row = [r for r in tab.listing.value.split("<tr") if deployment.id in r]
+    assert f"{5 / 60:.2f}" in text_of(row[0]).split()
 
     tab.switch_button.click()
     tab.worker.wait()
