@@ -97,9 +97,13 @@ export function GateList(props: {
   message: string;
   gates: IGateResult[];
 }): JSX.Element {
+  // the message lists the failed gates too; shown once, as the list below
+  const lines = props.message
+    .split('\n')
+    .filter(line => !(props.gates.length && line.trim().startsWith('- ')));
   return (
     <div className="jp-mlops-refusal">
-      <p>{props.message}</p>
+      <p>{lines.join('\n')}</p>
       {props.gates.length > 0 && (
         <ul className="jp-mlops-gates">
           {props.gates.map(gate => (

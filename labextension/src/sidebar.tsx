@@ -1,6 +1,11 @@
 import * as React from 'react';
 
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import {
+  ReactWidget,
+  ToolbarButtonComponent,
+  UseSignal,
+  refreshIcon
+} from '@jupyterlab/ui-components';
 import { Message as LuminoMessage } from '@lumino/messaging';
 
 import { CatalogModel } from './catalogModel';
@@ -36,7 +41,14 @@ export class MlopsSidebar extends ReactWidget {
         {() => (
           <div className="jp-mlops-panel">
             <header className="jp-mlops-header">
-              <h2 className="jp-mlops-title">MLOps</h2>
+              <div className="jp-mlops-header-line">
+                <h2 className="jp-mlops-title">MLOps</h2>
+                <ToolbarButtonComponent
+                  icon={refreshIcon}
+                  tooltip="Refresh every section now"
+                  onClick={() => this.refresh()}
+                />
+              </div>
               <ProjectLine catalog={this.catalog} />
             </header>
             {this.catalog.status.error ? (
@@ -56,6 +68,12 @@ export class MlopsSidebar extends ReactWidget {
         )}
       </UseSignal>
     );
+  }
+
+  /** Asks the server for everything now instead of at the next poll. */
+  refresh(): void {
+    void this.runs.refresh();
+    this.catalog.poke();
   }
 
   protected onAfterShow(msg: LuminoMessage): void {
