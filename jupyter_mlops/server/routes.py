@@ -211,7 +211,7 @@ class TrafficHandler(MlopsHandler):
 class MonitorHandler(MlopsHandler):
     @web.authenticated
     async def get(self, deployment_id: str) -> None:
-        from ..tracking.queries import monitor_status
+        from ..monitoring.status import monitor_status
 
         self.reply(await self.call(monitor_status, self.project(), deployment_id))
 
