@@ -6,7 +6,12 @@ import { shoot } from './shots';
 const SIDEBAR = 'jupyter-mlops-sidebar';
 
 async function openSidebar(page: IJupyterLabPageFixture): Promise<Locator> {
-  await page.sidebar.openTab(SIDEBAR);
+  // after the layout is restored, or the restorer may switch back to the file browser
+  await page.evaluate(async id => {
+    const app = (window as any).jupyterapp;
+    await app.restored;
+    app.shell.activateById(id);
+  }, SIDEBAR);
   const sidebar = page.locator(`#${SIDEBAR}`);
   await expect(sidebar).toBeVisible();
   return sidebar;
