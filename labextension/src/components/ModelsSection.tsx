@@ -219,7 +219,7 @@ function VersionRow(props: {
         onClick={props.onPromote}
         aria-label={`Promote version ${v.version}`}
       >
-        Promote…
+        Promote
       </button>
       {gates.length > 0 && (
         <ul className="jp-mlops-gate-verdicts" aria-label="gate results">
