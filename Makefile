@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean system-deps
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml labextension/package.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# the CPU build of torch lies on local disk; an unpinned torch pulls a multi-GB CUDA build
@@ -21,9 +21,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check jupyter_mlops tests benchmarks examples
 	$(BIN)/ruff format --check jupyter_mlops tests benchmarks examples
 	$(BIN)/mypy
+	# the install built the sidebar, so its node_modules are there
+	cd labextension && ../$(BIN)/jlpm run lint:check
 
-test: lint
+# Chromium for the browser tests and PostgreSQL for the team store, from Debian's packages
+system-deps:
+	bash scripts/system-deps.sh
+
+test: lint system-deps
 	$(BIN)/python -m pytest
+	bash scripts/team-tests.sh
+	bash scripts/ui-tests.sh
 
 clean:
-	rm -rf $(VENV) .mlops
+	rm -rf $(VENV) .mlops jupyter_mlops/labextension labextension/node_modules labextension/lib
