@@ -76,6 +76,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // the tracker's current widget may be restored only after the app started
     void app.restored.then(() => followNotebooks(tracker, runs, catalog));
     catalog.start();
+    // polls slow down in a background tab; catch up as soon as it is back
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && sidebar.isVisible) {
+        sidebar.refresh();
+      }
+    });
   }
 };
 

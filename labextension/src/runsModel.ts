@@ -20,11 +20,14 @@ const PAGE_SIZE = 50;
 /** A row's stable key: the journal record id survives the move into MLflow. */
 export function rowKey(run: ICellRun): string {
   return (
-    run.record_id ?? run.run_id ?? `${run.start_time}:${run.execution_count}`
+    run.record_id || run.run_id || `${run.start_time}:${run.execution_count}`
   );
 }
 
-/** Journal records not yet stored, then stored runs, newest first, without duplicates. */
+/**
+ * Journal records not yet stored, then stored runs, newest first, without duplicates (pages
+ * are offsets into a list that grows at the front, so a later page can repeat a row).
+ */
 export function mergeRows(
   page: IRunsPage | null,
   older: ICellRun[]

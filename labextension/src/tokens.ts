@@ -61,8 +61,8 @@ export interface ISessionRun {
 }
 
 export interface ICellRun {
-  /** null while the record is still in the kernel's journal. */
-  run_id: string | null;
+  /** "" while the record is still in the kernel's journal. */
+  run_id: string;
   /** Stable across the drain from journal to store: the key of a row. */
   record_id: string | null;
   session_run_id: string | null;
@@ -85,9 +85,13 @@ export interface IRunsPage {
   experiment: string;
   /** null: nothing tracked for this notebook yet. */
   experiment_id: string | null;
-  sessions: ISessionRun[];
-  pending: ICellRun[];
+  /** stored cell runs of this page, newest first */
   runs: ICellRun[];
+  /** the notebook's sessions within this page */
+  sessions: ISessionRun[];
+  /** first page only: journal records not yet stored */
+  pending: ICellRun[];
+  /** null on the last page (which may be empty) */
   next_page_token: string | null;
 }
 
