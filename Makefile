@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean system-deps
+.PHONY: demo test test-team test-ui lint clean system-deps
 
 $(STAMP): pyproject.toml labextension/package.json
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: lint system-deps
 	$(BIN)/python -m pytest
 	bash scripts/team-tests.sh
 	bash scripts/ui-tests.sh
+
+# one part alone: the team-store tests, or the browser tests (extra arguments: ARGS="-g promote")
+test-team: $(STAMP) system-deps
+	bash scripts/team-tests.sh $(ARGS)
+
+test-ui: $(STAMP) system-deps
+	bash scripts/ui-tests.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mlops jupyter_mlops/labextension labextension/node_modules labextension/lib
