@@ -20,6 +20,13 @@ class PanelContext:
     last: dict[str, Any] = field(default_factory=dict)
 
 
+def row(children: list[Any]) -> Any:
+    """A row of controls that wraps instead of overflowing a narrow notebook."""
+    import ipywidgets as widgets
+
+    return widgets.HBox(children, layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+
+
 def choose(dropdown: Any, values: list[Any], empty: str, labels: list[str] | None = None) -> None:
     """Offer ``values``: the current choice stays when still offered, else the first is
     chosen; ``empty`` is shown (value None) when there is nothing to pick."""
@@ -29,3 +36,5 @@ def choose(dropdown: Any, values: list[Any], empty: str, labels: list[str] | Non
         dropdown.options = pairs or [(empty, None)]
     if values:
         dropdown.value = current if current in values else values[0]
+    else:
+        dropdown.index = 0  # shows the placeholder instead of a blank box

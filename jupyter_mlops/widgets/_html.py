@@ -30,7 +30,8 @@ def table(
         shade = ' style="background:var(--jp-warn-color3)"' if highlight and highlight[i] else ""
         cells = "".join(f'<td style="{_CELL}">{html.escape(str(c))}</td>' for c in row)
         body.append(f"<tr{shade}>{cells}</tr>")
+    # wide tables scroll sideways inside the panel instead of being cut off
     return (
-        f'<table class="{css_class}" style="{_STYLE}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f'<div style="overflow-x:auto"><table class="{css_class}" style="{_STYLE}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )

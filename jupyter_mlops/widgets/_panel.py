@@ -57,7 +57,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]
             f"<small>{html.escape(settings.tracking_uri)}</small>"
         )
         super().__init__([header, self.tabs])
-        self.add_class("jp-mlops-panel")
+        self.add_class("jp-mlops-widget-panel")
         for t in self._all():
             t.refresh()
         self._stop = threading.Event()

@@ -59,7 +59,7 @@ class Worker:
         self.text = text
         self.failed = kind == "error"
         self.message.value = (
-            f'<pre class="jp-mlops-message jp-mlops-{kind}" style="margin:2px 0;'
+            f'<pre class="jp-mlops-widget-message jp-mlops-widget-{kind}" style="margin:2px 0;'
             f"white-space:pre-wrap;font-size:var(--jp-code-font-size);color:{_COLORS[kind]};"
             f'background:none;border:none">{html.escape(text)}</pre>'
             if text

@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from ..registry.service import ModelInfo, models
 from ..serving.canary import request_rate, set_canary, stable_version
 from ..serving.manager import Deployment, deploy, deployments, switch, undeploy
-from ._context import PanelContext, choose
+from ._context import PanelContext, choose, row
 from ._html import table
 from ._worker import Worker
 
@@ -85,10 +85,10 @@ class DeploymentsTab:
         self.version.observe(lambda _: self._sync_controls(), "value")
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self.refresh_button]),
+                row([self.refresh_button]),
                 self.listing,
-                widgets.HBox([self.spec, self.deploy_button]),
-                widgets.HBox(
+                row([self.spec, self.deploy_button]),
+                row(
                     [
                         self.deployment,
                         self.version,
@@ -131,7 +131,7 @@ class DeploymentsTab:
             ("deployment", "serves", "status", "url", "traffic", "req/s (1 min)", "follows"),
             rows,
             empty="no deployments yet: pick a model alias and Deploy",
-            css_class="jp-mlops-deployments",
+            css_class="jp-mlops-widget-deployments",
         )
         specs = [f"{m.name}@{a}" for m in self.infos for a in sorted(m.aliases)]
         specs += [f"{m.name}/{v.version}" for m in self.infos for v in reversed(m.versions)]

@@ -12,7 +12,7 @@ import ipywidgets as widgets
 from ..monitoring.drift import DriftReport
 from ..monitoring.sources import DriftSource, drift_between, list_sources
 from ..serving.manager import deployments
-from ._context import PanelContext, choose
+from ._context import PanelContext, choose, row
 from ._figure import FigureView
 from ._html import table
 from ._worker import Worker
@@ -40,7 +40,7 @@ def _columns_table(columns: list[dict[str, Any]]) -> str:
         rows,
         empty="no columns compared",
         highlight=[bool(c["drifted"]) for c in columns],
-        css_class="jp-mlops-drift",
+        css_class="jp-mlops-widget-drift",
     )
 
 
@@ -79,9 +79,9 @@ class DriftTab:
         self.refresh_button.on_click(lambda _: self.refresh())
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self.reference, self.current, self.refresh_button]),
-                widgets.HBox([self.window, self.compare_button]),
-                widgets.HBox([self.deployment, self.act, self.monitor_button]),
+                row([self.reference, self.current, self.refresh_button]),
+                row([self.window, self.compare_button]),
+                row([self.deployment, self.act, self.monitor_button]),
                 self.worker.widget,
                 self.verdict,
                 self.columns,
@@ -127,7 +127,7 @@ class DriftTab:
             first, _, notes = report.verdict().partition("\n")
             color = "#cf222e" if report.dataset_drift else "#1a7f37"
             self.verdict.value = (
-                f'<p class="jp-mlops-verdict" style="font-weight:bold;color:{color}">'
+                f'<p class="jp-mlops-widget-verdict" style="font-weight:bold;color:{color}">'
                 f"{_escape(first)}</p>" + (f"<pre>{_escape(notes)}</pre>" if notes else "")
             )
             self.columns.value = _columns_table(report.to_dict()["columns"])

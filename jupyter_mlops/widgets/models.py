@@ -16,7 +16,7 @@ from ..registry.service import (
     register,
     rollback,
 )
-from ._context import PanelContext, choose
+from ._context import PanelContext, choose, row
 from ._html import table
 from ._worker import Worker
 
@@ -43,13 +43,13 @@ def _models_table(infos: list[ModelInfo]) -> str:
         ("model", "version", "aliases", "parity", "gate results", "run"),
         rows,
         empty="no registered models yet: package a model, then register it",
-        css_class="jp-mlops-models",
+        css_class="jp-mlops-widget-models",
     )
 
 
 def _labelled(text: str, *items: widgets.Widget) -> widgets.HBox:
     label = widgets.HTML(f"<b>{text}</b>", layout=widgets.Layout(width="80px"))
-    return widgets.HBox([label, *items], layout=widgets.Layout(align_items="center"))
+    return row([label, *items])
 
 
 class ModelsTab:
@@ -60,7 +60,7 @@ class ModelsTab:
         self.worker = Worker()
         self.infos: list[ModelInfo] = []
         self.listing = widgets.HTML()
-        small = widgets.Layout(width="170px")
+        small = widgets.Layout(width="230px")
         # package
         self.model_var = widgets.Dropdown(description="variable", layout=small)
         self.example_var = widgets.Dropdown(description="example", layout=small)
@@ -110,7 +110,7 @@ class ModelsTab:
         self.model.observe(lambda _: self._versions(), "value")
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self.refresh_button]),
+                row([self.refresh_button]),
                 self.listing,
                 _labelled(
                     "Package",

@@ -7,7 +7,7 @@ import datetime
 import ipywidgets as widgets
 
 from ..tracking.compare import RunComparison, RunRow, compare_runs, list_runs
-from ._context import PanelContext
+from ._context import PanelContext, row
 from ._figure import FigureView
 from ._html import table
 from ._worker import Worker
@@ -69,10 +69,10 @@ class RunsTab:
         self.compare_button.on_click(lambda _: self.compare())
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self.filter, self.kind, self.status, self.refresh_button]),
+                row([self.filter, self.kind, self.status, self.refresh_button]),
                 self.scope,
                 self.list,
-                widgets.HBox([self.compare_button, self.worker.widget]),
+                row([self.compare_button, self.worker.widget]),
                 self.params,
                 self.figure.widget,
             ]
@@ -117,7 +117,7 @@ class RunsTab:
                 rows,
                 empty="these runs have no params",
                 highlight=differ,
-                css_class="jp-mlops-params",
+                css_class="jp-mlops-widget-params",
             )
             self.figure.show(result.figure())
             return f"compared {len(result.runs)} runs: {len(result.metrics)} metrics"

@@ -57,7 +57,7 @@ def test_errors_show_as_one_message_without_traceback(error: Exception, message:
     worker.wait()
     assert worker.failed and worker.text == message
     assert "Traceback" not in worker.message.value
-    assert 'class="jp-mlops-message jp-mlops-error"' in worker.message.value
+    assert 'class="jp-mlops-widget-message jp-mlops-widget-error"' in worker.message.value
     assert not button.disabled, "controls come back after a failure"
 
 
@@ -83,3 +83,18 @@ def test_panel_magic_and_function(project: Path, capsys: pytest.CaptureFixture[s
         assert "no registered models yet" in panel.models.listing.value
     finally:
         panel.close()
+
+
+def test_drift_chart_bars_cross_one_exactly_for_drifted_columns() -> None:
+    """p-value tests (small data) drift below their threshold, distances above it: the
+    chart's bars are above 1 for the drifted columns either way."""
+    from jupyter_mlops.monitoring.drift import drift
+    from tests.widgets.conftest import reference_frame
+
+    for rows in (300, 5000):  # K-S p-values, then Wasserstein distances
+        ref = reference_frame(rows)
+        cur = reference_frame(rows, seed=1).assign(a=lambda f: f["a"] + 1.0)
+        report = drift(ref, cur)
+        bars = dict(zip(report.figure().data[0].x, report.figure().data[0].y, strict=True))
+        assert report.drifted_columns == ["a"], report.summary()
+        assert bars["a"] > 1 and all(bars[c] < 1 for c in "bcd"), (rows, bars)
