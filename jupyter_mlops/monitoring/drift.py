@@ -112,7 +112,7 @@ class DriftReport:
             subplot_titles=["drift score / threshold per column"] + [c.column for c in shown],
             vertical_spacing=0.18,
         )
-        ratio = [c.score / c.threshold if c.threshold else 0.0 for c in self.columns]
+        ratio = [_strength(c) for c in self.columns]
         fig.add_trace(
             go.Bar(
                 x=[c.column for c in self.columns],
@@ -179,6 +179,16 @@ class DriftReport:
             f"<div><p>{head}</p><table><tr><th>column</th><th>method</th><th>score</th>"
             f"<th>threshold</th><th></th></tr>{rows}</table></div>"
         )
+
+
+def _strength(c: ColumnDrift) -> float:
+    """Above 1 when the column drifts. A distance drifts above its threshold (score over
+    threshold); a p-value drifts below it, so it is compared on a log scale."""
+    if "p_value" in c.method:
+        if not 0 < c.threshold < 1 or not math.isfinite(c.score):
+            return 0.0
+        return math.log(max(c.score, 1e-300)) / math.log(c.threshold)
+    return c.score / c.threshold if c.threshold else 0.0
 
 
 def _as_frame(data: Any, role: str) -> Any:
