@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check jupyter_mlops tests benchmarks examples
 	$(BIN)/mypy
 	# the install built the sidebar, so its node_modules are there
-	cd labextension && ../$(BIN)/jlpm run lint:check
+	cd labextension && PATH=$(abspath $(BIN)):$$PATH jlpm lint:check
 
 # Chromium for the browser tests and PostgreSQL for the team store, from Debian's packages
 system-deps:

@@ -17,14 +17,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# fixtures imported here, not as a plugin, stay inside tests/server: pytest-jupyter's
+# autouse event-loop fixtures must not wrap the rest of the suite
+from pytest_jupyter.jupyter_server import *  # noqa: F403
+
 from jupyter_mlops import store
 from jupyter_mlops.config import Settings, load_settings
 from jupyter_mlops.registry.service import promote, register
 from jupyter_mlops.serving import manager
 from jupyter_mlops.tracking.journal import JournalPaths, JournalWriter
 from tests.serving.conftest import WEIGHTS, linear_onnx
-
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 SERVER_CONFIG = Path(__file__).parents[2] / "jupyter-config/server-config/jupyter_mlops.json"
 MLOPS_YAML = """\
