@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from jupyter_mlops import store
 from jupyter_mlops.config import Settings, load_settings
 from jupyter_mlops.tracking.drainer import drain_orphans
 
-_ENV_KEYS = (
+ENV_KEYS = (
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
     "JUPYTER_MLOPS_NOTEBOOK",
@@ -41,7 +38,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = tmp_path / "project"
     root.mkdir()
     (root / "mlops.yaml").write_text("")
-    for key in _ENV_KEYS:
+    for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     if TEAM_SERVER:  # scripts/team-tests.sh: the store is a shared tracking server
         monkeypatch.setenv("MLFLOW_TRACKING_URI", TEAM_SERVER)
@@ -133,39 +130,13 @@ def free_port() -> int:
 
 def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     """A real MLflow tracking server on 127.0.0.1 with its own SQLite backend."""
+    from jupyter_mlops.team.server import TeamServer, start_server
+
     workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{workdir / 'server.db'}",
-            "--artifacts-destination",
-            str(workdir / "artifacts"),
-        ],
-        cwd=workdir,
-        stdout=open(workdir / "server.log", "ab"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
+    server = TeamServer(
+        backend_store_uri=f"sqlite:///{workdir / 'server.db'}",
+        artifacts_destination=str(workdir / "artifacts"),
+        port=port,
+        workers=1,
     )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((workdir / "server.log").read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(
-        "mlflow server did not start: " + (workdir / "server.log").read_text()[-3000:]
-    )
+    return start_server(server, workdir / "server.log", ready_timeout=90)

@@ -26,6 +26,7 @@ from jupyter_mlops.config import Settings, load_settings
 from jupyter_mlops.registry.service import promote, register
 from jupyter_mlops.serving import manager
 from jupyter_mlops.tracking.journal import JournalPaths, JournalWriter
+from tests.conftest import ENV_KEYS
 from tests.serving.conftest import WEIGHTS, linear_onnx
 
 SERVER_CONFIG = Path(__file__).parents[2] / "jupyter-config/server-config/jupyter_mlops.json"
@@ -36,15 +37,6 @@ registry:
       metrics: {test_accuracy: ">= 0.9"}
 """
 ACCURACY = {"1": 0.95, "2": 0.80}
-_ENV_KEYS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "JUPYTER_MLOPS_NOTEBOOK",
-    "JUPYTER_MLOPS_SESSION_RUN_ID",
-    "JUPYTER_MLOPS_PARENT_RUN_ID",
-    "JUPYTER_MLOPS_ARTIFACT_ROOT",
-    "JPY_SESSION_NAME",
-)
 
 
 def _register(settings: Settings, version: str) -> None:
@@ -74,7 +66,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     root = tmp_path_factory.mktemp("served")
     (root / "mlops.yaml").write_text(MLOPS_YAML)
     with pytest.MonkeyPatch.context() as mp:
-        for key in _ENV_KEYS:
+        for key in ENV_KEYS:
             mp.delenv(key, raising=False)
         settings = load_settings(root)
         store.client(settings)
