@@ -185,3 +185,138 @@ def load_settings(start: str | os.PathLike[str] | None = None) -> Settings:
         tracking=tracking,
         raw=raw,
     )
+
+
+# -- serving: capture ---------------------------------------------------------------------------
+_CAPTURE_KEYS = {
+    "enabled", "max_bytes", "max_age", "sample_rate", "segment_bytes", "segment_age",
+    "queue_bytes",
+}  # fmt: skip
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """The ``serving: capture:`` section of ``mlops.yaml``: how much traffic a deployment keeps."""
+
+    enabled: bool = True
+    #: Retention cap per deployment: the oldest segments go once the capture passes it.
+    max_bytes: int = 256 * MIB
+    #: Segments older than this (seconds) go too; None keeps them until the byte cap.
+    max_age: float | None = None
+    #: Share of requests captured (1 = all); the rest are counted as dropped by sampling.
+    sample_rate: float = 1.0
+    #: A segment file is closed past this size or age, and a new one started.
+    segment_bytes: int = 16 * MIB
+    segment_age: float = 3600.0
+    #: Requests waiting for the writer in memory, in bytes of tensors; beyond it they are dropped.
+    queue_bytes: int = 64 * MIB
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in sorted(_CAPTURE_KEYS)}
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """The ``serving:`` section of ``mlops.yaml``."""
+
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+
+
+def _size(value: Any, path: str, name: str) -> int:
+    found = _SIZE.match(value) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if found and float(found.group(1)) > 0:
+        unit = (found.group(2) or "b").lower()
+        # MB is 10**6 bytes, MiB 2**20
+        factor = (1024 if "i" in unit else 1000) ** "bkmgt".index(unit[0])
+        return int(float(found.group(1)) * factor)
+    raise ConfigError(
+        f'must be a size above zero in bytes, like 268435456 or "256MB", got {value!r}',
+        path=path,
+        field=f"serving.capture.{name}",
+    )
+
+
+def _age(value: Any, path: str, name: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    found = _AGE.match(value) if isinstance(value, str) else None
+    if found and float(found.group(1)) > 0:
+        return float(found.group(1)) * _AGE_UNITS[found.group(2)]
+    raise ConfigError(
+        f'must be a duration above zero, in seconds or like "30m", "12h", "7d", got {value!r}',
+        path=path,
+        field=f"serving.capture.{name}",
+    )
+
+
+def capture_settings(section: Any, path: str) -> CaptureSettings:
+    """Parse a ``capture:`` mapping (``mlops.yaml`` or a deployment's own copy)."""
+    if section is None:
+        return CaptureSettings()
+    if not isinstance(section, dict):
+        raise ConfigError("expected a mapping", path=path, field="serving.capture")
+    unknown = sorted(set(section) - _CAPTURE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_CAPTURE_KEYS))})",
+            path=path,
+            field="serving.capture",
+        )
+    kwargs: dict[str, Any] = {}
+    if "enabled" in section:
+        if not isinstance(section["enabled"], bool):
+            raise ConfigError("must be true or false", path=path, field="serving.capture.enabled")
+        kwargs["enabled"] = section["enabled"]
+    for key in ("max_bytes", "segment_bytes", "queue_bytes"):
+        if key in section:
+            kwargs[key] = _size(section[key], path, key)
+    for key in ("max_age", "segment_age"):
+        if section.get(key) is not None:
+            kwargs[key] = _age(section[key], path, key)
+    if "sample_rate" in section:
+        rate = section["sample_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ConfigError(
+                f"must be a number from 0 to 1 (the share of requests kept), got {rate!r}",
+                path=path,
+                field="serving.capture.sample_rate",
+            )
+        kwargs["sample_rate"] = float(rate)
+    max_bytes = kwargs.get("max_bytes", CaptureSettings.max_bytes)
+    if "segment_bytes" not in kwargs:
+        # several segments fit under the cap, so evicting the oldest never empties it
+        kwargs["segment_bytes"] = min(CaptureSettings.segment_bytes, max(max_bytes // 4, 1))
+    elif kwargs["segment_bytes"] > max_bytes // 2:
+        raise ConfigError(
+            f"must be at most half of max_bytes ({max_bytes // 2} bytes), "
+            f"got {kwargs['segment_bytes']}",
+            path=path,
+            field="serving.capture.segment_bytes",
+        )
+    return CaptureSettings(**kwargs)
+
+
+def serving_settings(settings: Settings) -> ServingSettings:
+    """The ``serving:`` section of the project's ``mlops.yaml``, checked.
+
+    >>> serving_settings(load_settings()).capture.max_bytes  # doctest: +SKIP
+    268435456
+    """
+    path = str(settings.project_dir / CONFIG_FILE)
+    section = settings.raw.get("serving")
+    if section is None:
+        return ServingSettings()
+    if not isinstance(section, dict):
+        raise ConfigError("expected a mapping", path=path, field="serving")
+    unknown = sorted(set(section) - {"capture"})
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} (known: capture)", path=path, field="serving"
+        )
+    return ServingSettings(capture=capture_settings(section.get("capture"), path))
