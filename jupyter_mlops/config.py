@@ -23,7 +23,15 @@ DEFAULT_METRIC_PATTERN = (
     r"(?:^|_)(?:loss|acc|accuracy|auc|roc_auc|f1|precision|recall|mse|rmse|mae|r2|score)(?:$|_)"
 )
 
-_TRACKING_KEYS = {"enabled", "metric_pattern", "metrics", "max_param_length", "source_tag_limit"}
+_TRACKING_KEYS = {
+    "enabled",
+    "metric_pattern",
+    "metrics",
+    "max_param_length",
+    "source_tag_limit",
+    "secret_patterns",
+    "export_tracking_uri",
+}
 _TOP_KEYS = {"tracking", "pipelines", "registry", "serving", "monitoring", "team"}
 
 
@@ -39,6 +47,11 @@ class TrackingSettings:
     max_param_length: int = 500
     #: Cell sources longer than this go to an artifact instead of a tag.
     source_tag_limit: int = 5000
+    #: Extra regular expressions for values that are secrets (never logged, masked in source).
+    secret_patterns: tuple[str, ...] = ()
+    #: ``%load_ext`` sets ``MLFLOW_TRACKING_URI`` in the kernel so the user's own ``mlflow``
+    #: calls and ``!python train.py`` land in the project store too.
+    export_tracking_uri: bool = True
 
     def metric_regex(self) -> re.Pattern[str]:
         return re.compile(self.metric_pattern, re.IGNORECASE)
@@ -124,10 +137,11 @@ def _tracking_settings(section: Any, path: Path) -> TrackingSettings:
             field="tracking",
         )
     kwargs: dict[str, Any] = {}
-    if "enabled" in section:
-        if not isinstance(section["enabled"], bool):
-            raise ConfigError("must be true or false", path=str(path), field="tracking.enabled")
-        kwargs["enabled"] = section["enabled"]
+    for key in ("enabled", "export_tracking_uri"):
+        if key in section:
+            if not isinstance(section[key], bool):
+                raise ConfigError("must be true or false", path=str(path), field=f"tracking.{key}")
+            kwargs[key] = section[key]
     if "metric_pattern" in section:
         pattern = section["metric_pattern"]
         try:
@@ -142,6 +156,8 @@ def _tracking_settings(section: Any, path: Path) -> TrackingSettings:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ConfigError("must be a list of names", path=str(path), field="tracking.metrics")
         kwargs["metrics"] = tuple(names)
+    if "secret_patterns" in section:
+        kwargs["secret_patterns"] = _secret_patterns(section["secret_patterns"], path)
     for key in ("max_param_length", "source_tag_limit"):
         if key in section:
             value = section[key]
@@ -151,6 +167,20 @@ def _tracking_settings(section: Any, path: Path) -> TrackingSettings:
                 )
             kwargs[key] = value
     return TrackingSettings(**kwargs)
+
+
+def _secret_patterns(patterns: Any, path: Path) -> tuple[str, ...]:
+    field = "tracking.secret_patterns"
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError("must be a list of regular expressions", path=str(path), field=field)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ConfigError(
+                f"{pattern!r} is not a regular expression: {err}", path=str(path), field=field
+            ) from None
+    return tuple(patterns)
 
 
 def _sqlite_uri(path: Path) -> str:
