@@ -63,9 +63,10 @@ def list_sources(
                 a.path == "reference.parquet" for a in client.list_artifacts(version.run_id)
             ):
                 found.append(DriftSource("reference", f"{model.name}/{version.version}"))
+    from ..serving.capture import has_capture
+
     for d in deployments(settings=settings):
-        directory = settings.state_dir / "inference" / d.id
-        if directory.is_dir() and any(directory.glob("capture-*.jsonl")):
+        if has_capture(settings.state_dir / "inference" / d.id):
             found.append(DriftSource("traffic", d.id))
     return found
 

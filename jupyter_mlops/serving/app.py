@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .capture import CaptureWriter
+from .capture_store import CaptureMetrics, CaptureWriter
 from .config_file import read_config
 from .model import RequestError, ServedVersion
 from .protocols import mlflow_inputs, mlflow_response, v2_inputs, v2_metadata, v2_response
@@ -76,7 +76,9 @@ class ModelServer:
         self.routing = build_routing(self.config, self.base, {})
         self._mtime = config_path.stat().st_mtime_ns
         capture_dir = self.config.get("capture_dir")
-        self.capture = CaptureWriter(Path(capture_dir)) if capture_dir else None
+        self.capture = (
+            CaptureWriter(Path(capture_dir), self.config.get("capture")) if capture_dir else None
+        )
         self.metrics = CollectorRegistry()
         self.requests = Counter(
             "mlops_requests_total", "Requests answered", ["version", "protocol"],
@@ -91,6 +93,9 @@ class ModelServer:
             registry=self.metrics,
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
         )  # fmt: skip
+        if self.capture is not None:
+            # mlops_capture_dropped_total{reason} and mlops_capture_written_total, read at scrape
+            self.metrics.register(CaptureMetrics(self.capture))
 
     # -- live configuration -------------------------------------------------------------------
     async def watch(self) -> None:
@@ -136,16 +141,8 @@ class ModelServer:
         self.requests.labels(served.version, protocol).inc()
         self.latency.labels(served.version).observe(took)
         if self.capture is not None:
-            self.capture.add(
-                {
-                    "time": time.time(),
-                    "version": served.version,
-                    "protocol": protocol,
-                    "latency_ms": round(took * 1000, 4),
-                    "inputs": {k: v.tolist() for k, v in feeds.items()},
-                    "outputs": {k: v.tolist() for k, v in outputs.items()},
-                }
-            )
+            # the arrays themselves: the capture writer's thread converts and writes them
+            self.capture.add(served.version, protocol, took, feeds, outputs)
         return outputs
 
 

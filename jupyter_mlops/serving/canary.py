@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import json
 import time
 
 from ..config import Settings, load_settings
@@ -43,19 +41,10 @@ def request_rate(
     deployment_id: str, window_s: float = 60.0, *, settings: Settings | None = None
 ) -> float:
     """Requests per second over the last ``window_s``, from the captured traffic."""
+    from .capture import count_since
+
     settings = settings or load_settings()
     directory = settings.state_dir / "inference" / deployment_id
-    since = time.time() - window_s
-    # capture files are hourly: only those of the window's hours are read
-    first = datetime.datetime.fromtimestamp(since, datetime.timezone.utc).strftime("%Y%m%d-%H")
-    count = 0
-    for path in sorted(directory.glob("capture-*.jsonl")) if directory.is_dir() else []:
-        if path.stem.removeprefix("capture-") < first:
-            continue
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    count += json.loads(line).get("time", 0) >= since
-                except ValueError:
-                    continue
-    return count / window_s
+    if not directory.is_dir():
+        return 0.0
+    return count_since(directory, time.time() - window_s) / window_s

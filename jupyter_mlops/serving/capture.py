@@ -1,61 +1,40 @@
-"""Every request's inputs, outputs, version, latency and time, written off the request path.
+"""Reading a deployment's captured requests, in either format it may hold.
 
-Requests append to an in-memory list; a background thread moves it to
-``.mlops/inference/<deployment>/capture-<YYYYMMDD-HH>.jsonl`` every half second, one line
-per request.
+- Arrow IPC segments ``capture-*.arrows``, written by :mod:`.capture_store` (the format
+  of today: tensors in their own dtype, a retention cap, counted drops).
+- JSON lines ``capture-<YYYYMMDD-HH>.jsonl``, one request per line, written by earlier
+  releases; still read, never rewritten or removed.
+
+Both read into the same table: one row per instance (a batch of 8 is 8 rows).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
-class CaptureWriter:
-    def __init__(self, directory: Path, interval: float = 0.5):
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._pending: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._interval = interval
-        self.written = 0
-        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
-        self._thread.start()
+from .capture_store import SEGMENT_GLOB, STATS_FILE, read_stats, stream_batches
 
-    def add(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self._pending.append(entry)
+LEGACY_GLOB = "capture-*.jsonl"
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.flush()
-        self.flush()
 
-    def flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
-        hour = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H")
-        lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in batch)
-        with open(self.directory / f"capture-{hour}.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(lines)
-        self.written += len(batch)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+def has_capture(directory: Path) -> bool:
+    """Whether ``directory`` holds captured requests, or counts of dropped ones."""
+    if not directory.is_dir():
+        return False
+    if (directory / STATS_FILE).exists():
+        return True
+    return any(directory.glob(SEGMENT_GLOB)) or any(directory.glob(LEGACY_GLOB))
 
 
 def read_capture(directory: Path, since: float | None = None) -> list[dict[str, Any]]:
-    """Captured requests (oldest first), optionally only those at or after ``since`` (epoch s)."""
+    """Requests of the JSON-lines files (oldest first), at or after ``since`` (epoch s)."""
     entries = []
-    for path in sorted(directory.glob("capture-*.jsonl")):
+    for path in sorted(directory.glob(LEGACY_GLOB)):
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 try:
@@ -66,6 +45,117 @@ def read_capture(directory: Path, since: float | None = None) -> list[dict[str, 
                     entries.append(entry)
     entries.sort(key=lambda e: e.get("time", 0))
     return entries
+
+
+def _legacy_frame(directory: Path, since: float | None) -> Any:
+    import pandas as pd
+
+    rows = []
+    for entry in read_capture(directory, since):
+        inputs = list(entry["inputs"].values())
+        outputs = list(entry["outputs"].values())
+        features = np.asarray(inputs[0]).reshape(len(inputs[0]), -1)
+        predicted = np.asarray(outputs[0]).reshape(len(outputs[0]), -1) if outputs else None
+        for i, row in enumerate(features):
+            record = {
+                "time": entry["time"],
+                "version": entry["version"],
+                "protocol": entry.get("protocol"),
+                "latency_ms": entry["latency_ms"],
+            }
+            record.update({f"f{j}": float(v) for j, v in enumerate(row)})
+            if predicted is not None:
+                record.update({f"out{j}": float(v) for j, v in enumerate(predicted[i])})
+            rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def _matrix(column: Any) -> np.ndarray:
+    """A ``list<fixed_size_list<t, n>>`` column as an (instances, n) array."""
+    instances = column.flatten()
+    width = instances.type.list_size
+    values = instances.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(values).reshape(-1, width)
+
+
+def _batch_frame(batch: Any, since: float | None) -> Any:
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    if since is not None:
+        batch = batch.filter(pc.greater_equal(batch.column("time"), since))
+    if batch.num_rows == 0:
+        return None
+    names = batch.schema.names
+    inputs = [n for n in names if n.startswith("in.")]
+    outputs = [n for n in names if n.startswith("out.")]
+    if not inputs:
+        return None
+    first = batch.column(inputs[0])
+    lengths = first.value_lengths().to_numpy(zero_copy_only=False)
+    columns: dict[str, Any] = {
+        key: np.repeat(batch.column(key).to_numpy(zero_copy_only=False), lengths)
+        for key in ("time", "version", "protocol", "latency_ms")
+    }
+    features = _matrix(first)
+    columns.update({f"f{j}": features[:, j] for j in range(features.shape[1])})
+    if outputs:
+        predicted = _matrix(batch.column(outputs[0]))
+        columns.update({f"out{j}": predicted[:, j] for j in range(predicted.shape[1])})
+    ids = batch.column("request_id")
+    if ids.null_count < len(ids):
+        columns["request_id"] = np.repeat(ids.to_numpy(zero_copy_only=False), lengths)
+    return pd.DataFrame(columns)
+
+
+def capture_frame(directory: Path, since: float | None = None) -> Any:
+    """Captured requests at or after ``since`` as a DataFrame, one row per instance, oldest
+    first. ``attrs["dropped"]`` counts requests not kept, by reason; ``attrs["captured"]``
+    the requests written to segments (what the byte cap or age removed is in ``dropped``)."""
+    import pandas as pd
+
+    frames = [
+        frame
+        for path in sorted(directory.glob(SEGMENT_GLOB))
+        for batch in stream_batches(path)
+        if (frame := _batch_frame(batch, since)) is not None
+    ]
+    legacy = _legacy_frame(directory, since) if any(directory.glob(LEGACY_GLOB)) else None
+    if legacy is not None and not legacy.empty:
+        frames.insert(0, legacy)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not frame.empty:
+        frame = frame.sort_values("time", kind="stable", ignore_index=True)
+        frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    stats = read_stats(directory)
+    frame.attrs["dropped"] = stats["dropped"]
+    frame.attrs["captured"] = stats["written"]
+    return frame
+
+
+def count_since(directory: Path, since: float) -> int:
+    """Requests captured at or after ``since``: reads only their times."""
+    import pyarrow.compute as pc
+
+    count = 0
+    for path in sorted(directory.glob(SEGMENT_GLOB)):
+        try:
+            if path.stat().st_mtime < since:
+                continue  # last written before the window opened
+        except OSError:
+            continue
+        for batch in stream_batches(path):
+            count += int(pc.sum(pc.greater_equal(batch.column("time"), since)).as_py() or 0)
+    for path in sorted(directory.glob(LEGACY_GLOB)):
+        if path.stat().st_mtime < since:
+            continue
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    count += json.loads(line).get("time", 0) >= since
+                except ValueError:
+                    continue
+    return count
 
 
 def now() -> float:

@@ -397,44 +397,27 @@ def inference_log(
     """Captured requests as a DataFrame, one row per instance (a batch of 8 is 8 rows).
 
     Columns: ``time``, ``version``, ``protocol``, ``latency_ms``, then ``f0..fn`` for the
-    input features and ``out0..`` for the first output. ``since`` is epoch seconds or an
-    ISO time.
+    input features and ``out0..`` for the first output (``request_id`` last, when requests
+    carried one). ``since`` is epoch seconds or an ISO time. ``attrs["dropped"]`` counts the
+    requests capture did not keep, by reason (``sampled``, ``queue_full``, ``max_bytes``,
+    ``max_age``, ``disk_full``, ``write_error``).
+
+    >>> log = jupyter_mlops.inference_log("prod", since="2026-11-22T10:00")  # doctest: +SKIP
+    >>> log.attrs["dropped"]["max_bytes"]  # doctest: +SKIP
+    0
     """
     import datetime
 
-    import numpy as np
-    import pandas as pd
-
-    from .capture import read_capture
+    from .capture import capture_frame, has_capture
 
     settings = settings or load_settings()
     _dir(settings, deployment_id)
     directory = settings.state_dir / "inference" / deployment_id
-    if not directory.is_dir() or not any(directory.glob("capture-*.jsonl")):
+    if not has_capture(directory):
         raise NotFoundError(f"deployment {deployment_id!r} has no captured traffic")
     if isinstance(since, str):
         since = datetime.datetime.fromisoformat(since).timestamp()
-    rows = []
-    for entry in read_capture(directory, since):
-        inputs = list(entry["inputs"].values())
-        outputs = list(entry["outputs"].values())
-        features = np.asarray(inputs[0]).reshape(len(inputs[0]), -1)
-        predicted = np.asarray(outputs[0]).reshape(len(outputs[0]), -1) if outputs else None
-        for i, row in enumerate(features):
-            record = {
-                "time": entry["time"],
-                "version": entry["version"],
-                "protocol": entry.get("protocol"),
-                "latency_ms": entry["latency_ms"],
-            }
-            record.update({f"f{j}": float(v) for j, v in enumerate(row)})
-            if predicted is not None:
-                record.update({f"out{j}": float(v) for j, v in enumerate(predicted[i])})
-            rows.append(record)
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
-    return frame
+    return capture_frame(directory, since)
 
 
 def parse_canary(text: str) -> tuple[str, float]:

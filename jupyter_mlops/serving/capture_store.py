@@ -1,0 +1,451 @@
+"""Captured requests as Arrow IPC stream segments, written off the request path.
+
+The request handler only appends the request's arrays (no copy, no conversion) to an
+in-memory queue bounded in bytes; a writer thread turns what queued into Arrow record
+batches twice a second and appends them to the open segment
+``.mlops/inference/<deployment>/capture-<UTC start>-<pid>.arrows``. A row is one request:
+``time`` (epoch s), ``version``, ``protocol``, ``latency_ms``, ``request_id`` and, per input
+and output, a column ``in.<name>`` / ``out.<name>`` of type
+``list<fixed_size_list<dtype, n>>`` holding the tensor in its own dtype (one list item per
+instance; the instance's shape is in the field's metadata).
+
+An IPC stream is readable up to its last complete message, so a segment being written, or
+left by a crashed server, still reads. Segments close past ``segment_bytes`` or
+``segment_age``; the oldest go once the deployment's capture passes ``max_bytes`` or
+``max_age``. Nothing is dropped silently: requests not written (sampling, full queue, full
+disk, write errors) and requests removed (byte cap, age) are counted by reason, for
+``/metrics`` and in ``capture-stats.json`` for ``inference_log()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import CaptureSettings, capture_settings
+
+SEGMENT_GLOB = "capture-*.arrows"
+STATS_FILE = "capture-stats.json"
+FORMAT = "jupyter-mlops capture 1"
+#: Why a captured request is not on disk: not sampled, the in-memory queue was full, removed
+#: by the byte cap or the age limit, the disk was full, another write error.
+REASONS = ("sampled", "queue_full", "max_bytes", "max_age", "disk_full", "write_error")
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+# (time, version, protocol, latency_ms, request_id, inputs, outputs)
+_Entry = tuple[float, str, str, float, "str | None", dict[str, Any], dict[str, Any]]
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created if missing and readable by its owner only."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` in one rename by a file only its owner can read."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_stats(directory: Path) -> dict[str, Any]:
+    """What the capture of a deployment wrote and dropped so far, over all its server runs."""
+    try:
+        data = json.loads((directory / STATS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    dropped = data.get("dropped") or {}
+    return {
+        "written": int(data.get("written", 0)),
+        "dropped": {r: int(dropped.get(r, 0)) for r in REASONS},
+    }
+
+
+def stream_batches(path: Path) -> Iterator[Any]:
+    """The record batches of one segment, up to its last complete one."""
+    import pyarrow as pa
+
+    try:
+        source = pa.memory_map(str(path))
+    except (OSError, pa.ArrowException):
+        return  # evicted between listing and opening
+    with source:
+        try:
+            reader = pa.ipc.open_stream(source)
+        except (OSError, pa.ArrowException):
+            return  # created, schema not written yet
+        while True:
+            try:
+                yield reader.read_next_batch()
+            except StopIteration:
+                return
+            except (OSError, pa.ArrowException):
+                return  # a batch being written, or cut short by a full disk
+
+
+@dataclass
+class _Segment:
+    path: Path
+    size: int
+    #: requests in it; None for a segment of an earlier server run until counted
+    rows: int | None
+    mtime: float
+
+
+def _segment_rows(segment: _Segment) -> int:
+    if segment.rows is None:
+        segment.rows = sum(b.num_rows for b in stream_batches(segment.path))
+    return segment.rows
+
+
+def _signature(entry: _Entry) -> tuple[Any, ...]:
+    """Requests with equal signatures share one schema: names, dtypes, instance shapes."""
+    ins, outs = entry[5], entry[6]
+    return (
+        *ins,
+        "|",
+        *outs,
+        *[(a.dtype, a.shape[1:]) for a in ins.values()],
+        *[(a.dtype, a.shape[1:]) for a in outs.values()],
+    )
+
+
+class CaptureWriter:
+    """Captures requests of one server process into its deployment's capture directory.
+
+    >>> writer = CaptureWriter(Path(".mlops/inference/prod"), {"max_bytes": "64MB"})
+    ... # doctest: +SKIP
+    >>> writer.add("3", "mlflow", 0.0002, {"input": x}, {"output": y})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        settings: CaptureSettings | dict[str, Any] | None = None,
+        interval: float = 0.5,
+    ):
+        if not isinstance(settings, CaptureSettings):
+            settings = capture_settings(settings, str(directory / "deployment capture"))
+        self.settings = settings
+        self.directory = private_dir(directory)
+        self._interval = interval
+        # rotate often enough that age-based removal never waits for a whole old segment
+        self._segment_age = min(
+            settings.segment_age, settings.max_age / 2 if settings.max_age else float("inf")
+        )
+        self._lock = threading.Lock()
+        self._queue: list[_Entry] = []
+        self._queued_bytes = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._rate = settings.sample_rate
+        self._random = random.Random()
+        #: this process's counts (for /metrics); the stats file holds the totals of every run
+        self.written = 0
+        self.dropped = dict.fromkeys(REASONS, 0)
+        self._saved = read_stats(self.directory)
+        # no stats file until something was written or dropped
+        self._last_saved: dict[str, Any] = {"written": 0, **self.dropped}
+        self._segments = self._scan()
+        self._open: Any = None  # (file, ipc writer, signature, _Segment, opened at)
+        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
+        self._thread.start()
+
+    # -- request path ---------------------------------------------------------------------------
+    def add(
+        self,
+        version: str,
+        protocol: str,
+        latency_s: float,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        request_id: str | None = None,
+    ) -> None:
+        """Queue one answered request; costs a lock and a list append."""
+        if self._rate < 1.0 and self._random.random() >= self._rate:
+            with self._lock:
+                self.dropped["sampled"] += 1
+            return
+        size = sum(a.nbytes for a in inputs.values()) + sum(a.nbytes for a in outputs.values())
+        entry = (time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs)
+        with self._lock:
+            if self._queued_bytes + size > self.settings.queue_bytes:
+                self.dropped["queue_full"] += 1
+                return
+            self._queue.append(entry)
+            self._queued_bytes += size
+            full = self._queued_bytes > self.settings.queue_bytes // 2
+        if full:  # do not wait for the next tick while the queue fills
+            self._wake.set()
+
+    # -- writer thread ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.flush()
+        self.flush()
+        self._close_segment()
+        self._save_stats()
+
+    def flush(self) -> None:
+        """Write what queued; never raises (a capture fault must not stop the server)."""
+        with self._lock:
+            batch, self._queue = self._queue, []
+            self._queued_bytes = 0
+        pending = len(batch)
+        try:
+            groups: dict[tuple[Any, ...], list[_Entry]] = {}
+            for entry in batch:
+                groups.setdefault(_signature(entry), []).append(entry)
+            for signature, entries in groups.items():
+                self._write(signature, entries)
+                pending -= len(entries)
+            self._expire()
+        except Exception:  # a fault here must cost captures, counted, never requests
+            self._count("write_error", pending)
+            self._abandon_segment()
+        self._save_stats()
+
+    def _count(self, reason: str, n: int) -> None:
+        if n > 0:
+            with self._lock:
+                self.dropped[reason] += n
+
+    def _write(self, signature: tuple[Any, ...], entries: list[_Entry]) -> None:
+        import pyarrow as pa
+
+        record = _record_batch(entries)
+        size = pa.ipc.get_record_batch_size(record)
+        # pieces of at most half a segment, so one flush never overshoots the cap
+        limit = max(self.settings.segment_bytes // 2, 1)
+        pieces = max(1, -(-size // limit))
+        step = -(-record.num_rows // pieces)
+        for start in range(0, record.num_rows, step):
+            piece = record.slice(start, step)
+            self._write_piece(signature, piece, -(-size * piece.num_rows // record.num_rows))
+
+    def _write_piece(self, signature: tuple[Any, ...], piece: Any, size: int) -> None:
+        rows = piece.num_rows
+        need = size + 1024  # message header and padding
+        if need > self.settings.max_bytes // 2:
+            self._count("max_bytes", rows)  # a single request larger than the cap allows
+            return
+        if self._open is not None:
+            opened_at, segment = self._open[4], self._open[3]
+            if (
+                self._open[2] != signature
+                or segment.size + need > self.settings.segment_bytes
+                or time.time() - opened_at > self._segment_age
+            ):
+                self._close_segment()
+        self._make_room(need)
+        try:
+            if self._open is None:
+                self._open_segment(signature, piece.schema)
+            fh, writer, _, segment, _ = self._open
+            writer.write_batch(piece)
+            fh.flush()
+        except OSError as err:
+            full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+            self._count("disk_full" if full else "write_error", rows)
+            self._abandon_segment()
+            return
+        segment.size = fh.tell()
+        segment.rows = (segment.rows or 0) + rows
+        segment.mtime = time.time()
+        self.written += rows
+
+    def _make_room(self, need: int) -> None:
+        """Remove the oldest closed segments until ``need`` more bytes fit under the cap."""
+        while self._segments and self._total() + need > self.settings.max_bytes:
+            self._evict(self._segments[0], "max_bytes")
+
+    def _expire(self) -> None:
+        if self.settings.max_age is None:
+            return
+        cutoff = time.time() - self.settings.max_age
+        while self._segments and self._segments[0].mtime < cutoff:
+            self._evict(self._segments[0], "max_age")
+
+    def _evict(self, segment: _Segment, reason: str) -> None:
+        rows = _segment_rows(segment)
+        with contextlib.suppress(FileNotFoundError):
+            segment.path.unlink()
+        self._segments.remove(segment)
+        self._count(reason, rows)
+
+    def _total(self) -> int:
+        open_size = self._open[3].size if self._open is not None else 0
+        return sum(s.size for s in self._segments) + open_size
+
+    def _open_segment(self, signature: tuple[Any, ...], schema: Any) -> None:
+        import pyarrow as pa
+
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+        path = self.directory / f"capture-{stamp}Z-{os.getpid()}.arrows"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        fh = os.fdopen(fd, "wb")
+        try:
+            writer = pa.ipc.new_stream(fh, schema)
+        except BaseException:
+            fh.close()
+            raise
+        segment = _Segment(path, 0, 0, time.time())
+        self._open = (fh, writer, signature, segment, time.time())
+
+    def _close_segment(self) -> None:
+        if self._open is None:
+            return
+        fh, writer, _, segment, _ = self._open
+        self._open = None
+        try:
+            writer.close()  # the end-of-stream marker
+            fh.close()
+            segment.size = segment.path.stat().st_size
+        except OSError:
+            with contextlib.suppress(OSError):
+                fh.close()
+        if segment.path.exists():
+            self._segments.append(segment)
+
+    def _abandon_segment(self) -> None:
+        """After a failed write: keep what reached the disk, start a new segment next time."""
+        if self._open is None:
+            return
+        fh, _, _, segment, _ = self._open
+        self._open = None
+        with contextlib.suppress(OSError):
+            fh.close()
+        try:
+            segment.size = segment.path.stat().st_size
+            self._segments.append(segment)
+        except OSError:
+            pass
+
+    def _scan(self) -> list[_Segment]:
+        """Segments left by earlier server runs, oldest first: they count against the cap."""
+        found = []
+        for path in sorted(self.directory.glob(SEGMENT_GLOB)):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            found.append(_Segment(path, st.st_size, None, st.st_mtime))
+        return found
+
+    def _save_stats(self) -> None:
+        written, dropped = self.snapshot()
+        if self._last_saved == {"written": written, **dropped}:
+            return
+        totals = {
+            "written": self._saved["written"] + written,
+            "dropped": {r: self._saved["dropped"][r] + dropped[r] for r in REASONS},
+        }
+        try:
+            write_private(self.directory / STATS_FILE, json.dumps(totals).encode())
+            self._last_saved = {"written": written, **dropped}
+        except OSError:
+            pass  # a full disk: try again on the next flush
+
+    def snapshot(self) -> tuple[int, dict[str, int]]:
+        """(written, dropped by reason) of this process, for ``/metrics``."""
+        with self._lock:
+            dropped = dict(self.dropped)
+        return self.written, dropped
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+
+def _tensor_column(arrays: list[np.ndarray]) -> tuple[Any, dict[bytes, bytes]]:
+    """One request per list item, one instance per fixed-size item, values in their dtype."""
+    import pyarrow as pa
+
+    shaped = [a.reshape(1) if a.ndim == 0 else a for a in arrays]
+    instance = shaped[0].shape[1:]
+    width = int(np.prod(instance)) if instance else 1
+    offsets = np.zeros(len(shaped) + 1, np.int32)
+    np.cumsum([len(a) for a in shaped], out=offsets[1:])
+    flat = np.concatenate(shaped).reshape(-1)
+    values = pa.FixedSizeListArray.from_arrays(pa.array(flat), width)
+    column = pa.ListArray.from_arrays(pa.array(offsets), values)
+    meta = {b"shape": json.dumps(list(instance)).encode(), b"dtype": shaped[0].dtype.str.encode()}
+    return column, meta
+
+
+def _record_batch(entries: list[_Entry]) -> Any:
+    import pyarrow as pa
+
+    n = len(entries)
+    fields = [
+        pa.field("time", pa.float64()),
+        pa.field("version", pa.string()),
+        pa.field("protocol", pa.string()),
+        pa.field("latency_ms", pa.float64()),
+        pa.field("request_id", pa.string()),
+    ]
+    columns = [
+        pa.array(np.fromiter((e[0] for e in entries), np.float64, n)),
+        pa.array([e[1] for e in entries], pa.string()),
+        pa.array([e[2] for e in entries], pa.string()),
+        pa.array(np.fromiter((e[3] for e in entries), np.float64, n)),
+        pa.array([e[4] for e in entries], pa.string()),
+    ]
+    inputs = [e[5] for e in entries]
+    outputs = [e[6] for e in entries]
+    for kind, tensors in (("in", inputs), ("out", outputs)):
+        for name in tensors[0]:
+            column, meta = _tensor_column([t[name] for t in tensors])
+            fields.append(pa.field(f"{kind}.{name}", column.type, metadata=meta))
+            columns.append(column)
+    schema = pa.schema(fields, metadata={b"format": FORMAT.encode()})
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+class CaptureMetrics:
+    """Prometheus collector: this process's captured and dropped requests, read at scrape time,
+    so the request path pays nothing for them."""
+
+    def __init__(self, writer: CaptureWriter):
+        self.writer = writer
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
+        written, dropped = self.writer.snapshot()
+        family = CounterMetricFamily(
+            "mlops_capture_dropped",
+            "Requests answered but not kept by capture, by reason",
+            labels=["reason"],
+        )
+        for reason in REASONS:
+            family.add_metric([reason], dropped[reason])
+        yield family
+        yield CounterMetricFamily(
+            "mlops_capture_written", "Requests written to the capture", value=written
+        )
