@@ -51,6 +51,9 @@ class JournalDrainer:
         self.paths = paths
         self.state = DrainState.load(paths.state)
         self._sink: MlflowSink | None = None
+        # what an earlier drain wrote but could not save as progress is asked of the store
+        # before anything is written: at start, and again after any failed batch
+        self._reconciled = False
 
     def _save(self) -> None:
         self.state.save(self.paths.state)
@@ -67,9 +70,13 @@ class JournalDrainer:
         records = read_records(self.paths.journal, self.state.offset)
         if not records:
             return 0
-        # progress is saved once per batch, and on failure, not per record: the state file
-        # is rewritten far less often and the pending run ids still make retries safe
+        start = self.state.offset
+        # progress is saved once per batch, not per record: the state file is rewritten far
+        # less often, and a batch cut short is replayed after asking the store what it holds
         try:
+            if not self._reconciled:
+                self.sink.reconcile([record for _, record in records])
+                self._reconciled = True
             for end, record in records:
                 if record.get("type") == "session_end":
                     self.sink.flush_session_metrics()
@@ -77,6 +84,12 @@ class JournalDrainer:
                 self.state.offset = end
                 applied += 1
             self.sink.flush_session_metrics()
+        except BaseException:
+            # replay the whole batch: its session history may not be in the store yet
+            self.state.offset = start
+            self.sink.forget_batch()
+            self._reconciled = False
+            raise
         finally:
             self._save()
         return applied

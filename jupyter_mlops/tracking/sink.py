@@ -1,7 +1,11 @@
 """Turns journal records into MLflow runs. Runs in the drainer, never in the kernel.
 
-Each method is safe to retry: a run created before a failure is remembered in the drain
-state, so a retry finishes that run instead of creating a second one.
+Exactly once: every run carries its record's id (``mlops.record_id``, or ``mlops.session_id``
+for a session run) as a tag written in the same call that creates the run, so the store
+itself can say which records already have a run. A drainer that starts, or that retries
+after a failure, first asks the store (``reconcile``) instead of trusting what it remembered:
+a finished run is skipped, an unfinished one is completed, a missing one is created. Every
+later write (params, metrics, inputs, artifacts, termination) is idempotent in MLflow.
 """
 
 from __future__ import annotations
@@ -89,10 +93,61 @@ class MlflowSink:
         self._save = save_state
         self._client = store.client(settings)
         self._session_metrics: list[Any] = []
+        #: record id -> status of the run the store already holds for it (from reconcile)
+        self._in_store: dict[str, str] = {}
 
     @property
     def _session(self) -> Record:
         return self.state.session
+
+    # -- reconciliation ---------------------------------------------------------------
+    def reconcile(self, records: list[Record]) -> None:
+        """Ask the store which of ``records`` an interrupted drain already wrote."""
+        session_start = next((r for r in records if r.get("type") == "session_start"), None)
+        if session_start is not None and not self.state.session:
+            self.state.session = session_start
+        rec = self.state.session
+        if not self.state.session_run_id and rec and not rec.get("session_run_id"):
+            experiment_id = store.get_or_create_experiment(self.settings, rec["experiment"])
+            found = self._search(
+                experiment_id, f"tags.`mlops.session_id` = '{rec['session']}'", "session"
+            )
+            if found:
+                self.state.experiment_id = experiment_id
+                self.state.session_run_id = found[0].info.run_id
+                self._save()
+        cells = [
+            r for r in records if r.get("type") == "cell" and r["id"] not in self.state.pending
+        ]
+        if not cells or not self.state.experiment_id:
+            return
+        since = min(int(r.get("start", 0)) for r in cells)
+        sessions = {str(r["session"]) for r in cells}
+        for session_id in sessions:
+            query = f"tags.`mlops.session_id` = '{session_id}' and attributes.start_time >= {since}"
+            for run in self._search(self.state.experiment_id, query, "cell"):
+                record_id = run.data.tags.get("mlops.record_id")
+                if not record_id:
+                    continue
+                if run.info.status == "RUNNING":
+                    self.state.pending[record_id] = run.info.run_id
+                else:
+                    self._in_store[record_id] = run.info.status
+
+    def _search(self, experiment_id: str, query: str, kind: str) -> list[Any]:
+        out: list[Any] = []
+        token = None
+        while True:
+            page = self._client.search_runs(
+                [experiment_id],
+                filter_string=f"{query} and tags.`mlops.kind` = '{kind}'",
+                max_results=1000,
+                page_token=token,
+            )
+            out.extend(page)
+            token = page.token
+            if not token:
+                return out
 
     # -- dispatch ---------------------------------------------------------------
     def apply(self, record: Record) -> None:
@@ -206,6 +261,15 @@ class MlflowSink:
         from mlflow.entities import Metric, Param
 
         client = self._client
+        if rec["id"] in self._in_store:
+            # written whole by an earlier drain that died before it saved its progress; the
+            # session's history is logged again (MLflow ignores a metric it already holds)
+            self._in_store.pop(rec["id"])
+            self._session_metrics.extend(
+                Metric(name, float(value), int(ts), int(step))
+                for name, value, step, ts in rec.get("metrics") or []
+            )
+            return
         run_id = self.state.pending.get(rec["id"])
         if run_id is None:
             count = rec.get("execution_count")
@@ -244,17 +308,16 @@ class MlflowSink:
         # the session run carries every metric as a history across cells, written per batch
         self._session_metrics.extend(session_metrics)
 
+    def forget_batch(self) -> None:
+        """Drop what a failed batch gathered; its replay gathers it again."""
+        self._session_metrics = []
+        self._in_store.clear()
+
     def flush_session_metrics(self) -> None:
         """Write the session run's metric history gathered since the last call."""
         pending, self._session_metrics = self._session_metrics, []
-        try:
-            for i in range(0, len(pending), _MAX_METRICS):
-                self._client.log_batch(
-                    self._require_session(), metrics=pending[i : i + _MAX_METRICS]
-                )
-        except Exception:
-            self._session_metrics = pending + self._session_metrics
-            raise
+        for i in range(0, len(pending), _MAX_METRICS):
+            self._client.log_batch(self._require_session(), metrics=pending[i : i + _MAX_METRICS])
 
     def _log_text(self, run_id: str, text: str, name: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
