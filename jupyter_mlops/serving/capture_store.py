@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..config import CaptureSettings, capture_settings
+from .config_file import FILE_MODE, private_dir, write_private
 
 SEGMENT_GLOB = "capture-*.arrows"
 STATS_FILE = "capture-stats.json"
@@ -42,32 +43,9 @@ FORMAT = "jupyter-mlops capture 1"
 #: Why a captured request is not on disk: not sampled, the in-memory queue was full, removed
 #: by the byte cap or the age limit, the disk was full, another write error.
 REASONS = ("sampled", "queue_full", "max_bytes", "max_age", "disk_full", "write_error")
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 
 # (time, version, protocol, latency_ms, request_id, inputs, outputs)
 _Entry = tuple[float, str, str, float, "str | None", dict[str, Any], dict[str, Any]]
-
-
-def private_dir(path: Path) -> Path:
-    """``path`` created if missing and readable by its owner only."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    os.chmod(path, DIR_MODE)
-    return path
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Replace ``path`` in one rename by a file only its owner can read."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{threading.get_ident()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read_stats(directory: Path) -> dict[str, Any]:

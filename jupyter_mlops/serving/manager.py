@@ -2,7 +2,11 @@
 
 State lives in ``.mlops/deployments/<id>/``: ``deployment.json`` (what the server serves,
 re-read live), ``state.json`` (pid, url, spec), ``server.log`` and the downloaded versions.
-Captured requests go to ``.mlops/inference/<id>/``.
+Captured requests go to ``.mlops/inference/<id>/``. Both hold a bearer token or users'
+requests, so their directories are 0700 and their files 0600.
+
+A version already in the project's embedded store is resolved and linked without importing
+MLflow (see ``local_registry``); a tracking server goes through MLflow.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings, load_settings
+from ..config import Settings, load_settings, serving_settings
 from ..exceptions import MlopsError, NotFoundError
-from .config_file import read_config, write_config
+from .config_file import open_private, private_dir, read_config, write_config, write_private
 from .follow import download_version
 
 READY_TIMEOUT = 60.0
+#: the server is up about 1 s after launch: look often, a late look is pure wait
+READY_POLL = 0.01
 _SPEC = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:@(?P<alias>[A-Za-z_][\w-]*)|/(?P<version>\d+))?$"
 )
@@ -101,6 +107,17 @@ def resolve_version(settings: Settings, spec: str) -> tuple[str, str, str | None
     return name, str(holder.version), alias
 
 
+def _resolve_fast(settings: Settings, spec: str) -> tuple[str, str, str | None]:
+    """``resolve_version``, from the embedded store without MLflow when it can."""
+    from .local_registry import local_onnx
+
+    name, alias, version = parse_spec(spec)
+    local = local_onnx(settings, name, alias, version)
+    if local is not None:
+        return name, local[0], alias if version is None else None
+    return resolve_version(settings, spec)
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -145,12 +162,17 @@ def _load_state(directory: Path) -> Deployment:
 
 
 def _save_state(directory: Path, deployment: Deployment) -> None:
-    tmp = directory / "state.json.tmp"
-    tmp.write_text(json.dumps(asdict(deployment), indent=1), encoding="utf-8")
-    os.replace(tmp, directory / "state.json")
+    write_private(directory / "state.json", json.dumps(asdict(deployment), indent=1).encode())
 
 
 def _fetch(settings: Settings, directory: Path, name: str, version: str) -> str:
+    from .local_registry import link_into, local_onnx
+
+    private_dir(directory / "versions")
+    local = local_onnx(settings, name, None, version)
+    if local is not None:
+        dest = directory / "versions" / version / local[1].name
+        return str(link_into(local[1], dest).relative_to(directory))
     path = download_version(
         settings.tracking_uri,
         settings.registry_uri,
@@ -177,7 +199,7 @@ def deploy(
     host: str = "127.0.0.1",
     follow: bool = False,
     name: str | None = None,
-    capture: bool = True,
+    capture: bool | None = None,
     follow_interval: float = 5.0,
     settings: Settings | None = None,
 ) -> Deployment:
@@ -185,19 +207,21 @@ def deploy(
 
     ``canary`` (another spec) takes ``canary_weight`` of the traffic. ``follow=True`` keeps a
     ``name@alias`` deployment on whatever version the alias points to. A host other than
-    127.0.0.1 gets a bearer token (in the returned ``Deployment``).
+    127.0.0.1 gets a bearer token (in the returned ``Deployment``). ``capture`` (default:
+    ``serving.capture.enabled`` of ``mlops.yaml``, on) keeps the requests it answers.
 
     >>> d = jupyter_mlops.deploy("digits@champion")  # doctest: +SKIP
     >>> d.url  # doctest: +SKIP
     'http://127.0.0.1:40123'
     """
     settings = settings or load_settings()
-    model, version, alias = resolve_version(settings, spec)
+    capture_config = serving_settings(settings).capture
+    model, version, alias = _resolve_fast(settings, spec)
     weights = {version: 1.0}
     if canary:
         if not 0 < canary_weight < 1:
             raise DeploymentError(f"canary weight must be between 0 and 1, got {canary_weight}")
-        canary_model, canary_version, _ = resolve_version(settings, canary)
+        canary_model, canary_version, _ = _resolve_fast(settings, canary)
         if canary_model != model:
             raise DeploymentError(f"a canary must be a version of {model!r}, not {canary_model!r}")
         if canary_version != version:
@@ -212,8 +236,11 @@ def deploy(
     directory = _dir(settings, deployment_id)
     if (directory / "state.json").exists() and _alive(_load_state(directory).pid):
         raise DeploymentError(f"deployment {deployment_id!r} is already running")
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(_root(settings))
+    private_dir(directory)
     versions = {v: _fetch(settings, directory, model, v) for v in weights}
+    if capture is None:
+        capture = capture_config.enabled
     token = None if host in ("127.0.0.1", "localhost", "::1") else secrets.token_urlsafe(24)
     config: dict[str, Any] = {
         "id": deployment_id,
@@ -223,6 +250,7 @@ def deploy(
         "weights": weights,
         "token": token,
         "capture_dir": str(settings.state_dir / "inference" / deployment_id) if capture else None,
+        "capture": capture_config.to_dict(),
         "follow": (
             {
                 "alias": alias,
@@ -234,8 +262,7 @@ def deploy(
         ),
     }
     write_config(directory / "deployment.json", config)
-    os.chmod(directory / "deployment.json", 0o600)
-    with open(directory / "server.log", "ab") as log:
+    with open_private(directory / "server.log") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_mlops.serving", "--config",
              str(directory / "deployment.json"), "--host", host, "--port", str(port),
@@ -261,7 +288,7 @@ def deploy(
             _get(f"{url}/ping", timeout=1.0)
             return deployment
         except (OSError, urllib.error.URLError):
-            time.sleep(0.05)
+            time.sleep(READY_POLL)
     undeploy(deployment_id, settings=settings)
     raise DeploymentError(
         f"the model server was not ready in {READY_TIMEOUT:g} s:\n{_log_tail(directory)}"
