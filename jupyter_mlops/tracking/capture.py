@@ -15,8 +15,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from .redact import Redactor
+
+#: Why a secret-looking value is not a param (shown in the ``mlops.skipped`` tag).
+MASKED_REASON = "masked: looks like a secret"
 #: Rows of a DataFrame hashed for its digest (MLflow's own pandas digest uses the same cap).
 DIGEST_ROWS = 10_000
 
@@ -153,14 +158,21 @@ def snapshot(
     namespace: Mapping[str, Any],
     is_metric: Callable[[str], bool],
     max_param_length: int,
+    redactor: Redactor | None = None,
 ) -> Captured:
-    """Classify the current values of ``names`` into params, metrics and datasets."""
+    """Classify the current values of ``names`` into params, metrics and datasets.
+
+    A value ``redactor`` finds secret is no param: ``skipped`` says it was masked.
+    """
     out = Captured()
     for name in names:
         if name not in namespace:
             continue
         value = namespace[name]
-        if isinstance(value, bool):
+        if redactor is not None and isinstance(value, str) and redactor.is_secret(name, value):
+            out.skipped[name] = MASKED_REASON
+            redactor.masked += 1
+        elif isinstance(value, bool):
             out.params[name] = value
         elif isinstance(value, numbers.Real) and not isinstance(value, bool):
             try:
