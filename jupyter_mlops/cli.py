@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import help_text
 from .config import load_settings
 from .exceptions import MlopsError
+
+if TYPE_CHECKING:
+    from .team.server import TeamServer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -394,12 +399,25 @@ def alerts(limit: int) -> None:
 alerts.help = help_text.ALERTS
 
 
-SERVER_BACKEND = "Database for runs and the registry: postgresql://USER:PASSWORD@HOST:PORT/DB."
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+SERVER_BACKEND = (
+    "Database for runs and the registry: postgresql://USER:PASSWORD@HOST:PORT/DB. Read from "
+    "MLFLOW_BACKEND_STORE_URI when not given, which keeps a password out of `ps`."
+)
 SERVER_ARTIFACTS = "Where the server keeps artifacts (default .mlops/team-artifacts)."
 
 
 @main.command()
-@click.option("--backend-store-uri", default=None, metavar="URI", help=SERVER_BACKEND)
+@click.option(
+    "--backend-store-uri",
+    default=None,
+    metavar="URI",
+    envvar="MLFLOW_BACKEND_STORE_URI",
+    help=SERVER_BACKEND,
+)
 @click.option("--artifacts-destination", default=None, metavar="DIR|URI", help=SERVER_ARTIFACTS)
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 5000).")
@@ -414,7 +432,7 @@ def server(
     workers: int | None,
     allow_remote: bool,
 ) -> None:
-    from .team.server import plan_server, start_server
+    from .team.server import plan_server
 
     team = plan_server(
         backend_store_uri,
@@ -426,16 +444,37 @@ def server(
     )
     for warning in team.warnings:
         click.echo(f"warning: {warning}", err=True)
-    proc = start_server(team, load_settings().state_dir / "logs" / "team-server.log")
+    log = load_settings().state_dir / "logs" / "team-server.log"
+    # the server has a session of its own (so its workers stop with it): a terminal's
+    # Ctrl-C or hang-up and a service manager's SIGTERM reach only this process
+    saved = {
+        signum: signal.signal(signum, _interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        code = _serve(team, log)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    if code is not None:
+        raise MlopsError(f"the tracking server exited with {code}; its log: {log}")
+
+
+def _serve(team: TeamServer, log: Path) -> int | None:
+    """Run the server until it exits (its code) or this process is interrupted (None)."""
+    from .team.server import start_server, stop_server
+
+    try:
+        proc = start_server(team, log)
+    except KeyboardInterrupt:
+        return None  # start_server stopped what it started
     click.echo(team.summary())
     click.echo("(Ctrl-C to stop)")
     try:
-        proc.wait()
+        return proc.wait()
     except KeyboardInterrupt:
-        pass
+        return None
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
 
 
 server.help = (

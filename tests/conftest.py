@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +128,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: servers started by start_mlflow_server, stopped after the test that started them
+_STARTED_SERVERS: list[subprocess.Popen[bytes]] = []
+
+
 def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    """A real MLflow tracking server on 127.0.0.1 with its own SQLite backend."""
+    """A real MLflow tracking server on 127.0.0.1 with its own SQLite backend.
+
+    Stop it with ``jupyter_mlops.team.server.stop_server``; one still running when its test
+    ends, failed or not, is stopped then.
+    """
     from jupyter_mlops.team.server import TeamServer, start_server
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -139,4 +147,33 @@ def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         port=port,
         workers=1,
     )
-    return start_server(server, workdir / "server.log", ready_timeout=90)
+    proc = start_server(server, workdir / "server.log", ready_timeout=180)
+    _STARTED_SERVERS.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _stop_started_servers() -> Iterator[None]:
+    yield
+    while _STARTED_SERVERS:
+        from jupyter_mlops.team.server import stop_server
+
+        stop_server(_STARTED_SERVERS.pop())
+
+
+@pytest.fixture
+def stop_later() -> Iterator[Callable[[subprocess.Popen[Any] | int], None]]:
+    """``stop_later(proc_or_pid)``: stopped (SIGTERM, then SIGKILL; its whole group when it
+    leads one) when the test ends, passed or failed, newest first."""
+    from jupyter_mlops._process import stop_process
+
+    started: list[subprocess.Popen[Any] | int] = []
+    yield started.append
+    errors = []
+    for target in reversed(started):
+        try:
+            stop_process(target)
+        except Exception as err:  # stop the others, then report
+            errors.append(err)
+    if errors:
+        raise errors[0]

@@ -10,6 +10,10 @@ team:                                   # mlops.yaml
   artifacts_destination: /srv/mlflow-artifacts
   port: 5000
 ```
+
+The database URI (and the artifacts destination) reach ``mlflow server`` through its
+environment, never its command line: ``ps`` shows every user a process's arguments, while
+its environment is readable only by its owner.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .._process import stop_process
 from ..config import Settings, load_settings
 from ..exceptions import ConfigError, StoreError
 
@@ -32,6 +37,9 @@ BACKENDS = ("postgresql", "mysql", "sqlite")
 _TEAM_KEYS = {"backend_store_uri", "artifacts_destination", "host", "port", "workers"}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 CONNECT_TIMEOUT_S = 5
+#: seconds the server gets to finish its requests after SIGTERM before it is killed
+STOP_GRACE_S = 30.0
+MASK = "***"
 
 
 @dataclass
@@ -51,16 +59,16 @@ class TeamServer:
         return f"http://{host}:{self.port}"
 
     def command(self) -> list[str]:
-        """The ``mlflow server`` command line, with this interpreter's MLflow."""
+        """The ``mlflow server`` command line, with this interpreter's MLflow.
+
+        It holds no secret: the backend URI and artifacts destination are in
+        :meth:`environment`.
+        """
         cmd = [
             sys.executable,
             "-m",
             "mlflow",
             "server",
-            "--backend-store-uri",
-            self.backend_store_uri,
-            "--artifacts-destination",
-            self.artifacts_destination,
             "--serve-artifacts",
             "--host",
             self.host,
@@ -74,11 +82,30 @@ class TeamServer:
             cmd += ["--allowed-hosts", "*"]
         return cmd
 
+    def environment(self) -> dict[str, str]:
+        """The options ``mlflow server`` reads from its environment instead of its arguments."""
+        return {
+            "MLFLOW_BACKEND_STORE_URI": self.backend_store_uri,
+            "MLFLOW_ARTIFACTS_DESTINATION": self.artifacts_destination,
+        }
+
+    def mask(self, text: str) -> str:
+        """``text`` (a log, an error) with the passwords of the server's URIs as ``***``."""
+        for uri in (self.backend_store_uri, self.artifacts_destination):
+            text = text.replace(uri, redact(uri))
+            password = urlsplit(uri).password if "://" in uri else None
+            for secret in {password, unquote(password)} if password else ():
+                text = text.replace(f":{secret}@", f":{MASK}@")
+                # a bare match of a very short password would garble the text, not hide much
+                if len(secret) >= 4:
+                    text = text.replace(secret, MASK)
+        return text
+
     def summary(self) -> str:
         lines = [
             f"team tracking server at {self.url}",
             f"  runs and registry: {redact(self.backend_store_uri)}",
-            f"  artifacts:         {self.artifacts_destination} (served by the server)",
+            f"  artifacts:         {redact(self.artifacts_destination)} (served by the server)",
             f"  clients:           export MLFLOW_TRACKING_URI={self.url}",
         ]
         return "\n".join(lines)
@@ -86,19 +113,26 @@ class TeamServer:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["backend_store_uri"] = redact(self.backend_store_uri)
+        data["artifacts_destination"] = redact(self.artifacts_destination)
         data["url"] = self.url
         return data
 
 
 def redact(uri: str) -> str:
-    """``uri`` without its password, for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
+    """``uri`` with its password as ``***``, for messages and logs.
+
+    >>> redact("postgresql://team:s3cret@db:5432/mlflow")
+    'postgresql://team:***@db:5432/mlflow'
+    """
+    if "://" not in uri:
         return uri
-    netloc = f"{parts.username}:***@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    parts = urlsplit(uri)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return uri
+    # the host part is kept as written: urlsplit's hostname drops IPv6 brackets and case
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostport}"))
 
 
 def backend_kind(uri: str) -> str:
@@ -239,21 +273,50 @@ def plan_server(
 def start_server(
     server: TeamServer, log: Path, *, ready_timeout: float = 120
 ) -> subprocess.Popen[bytes]:
-    """Start the server process and return once ``/health`` answers."""
+    """Start the server process and return once ``/health`` answers.
+
+    The server runs in a session of its own, so :func:`stop_server` stops its workers too.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+    env = {
+        **os.environ,
+        **server.environment(),
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    }
     with open(log, "ab") as out:
-        proc = subprocess.Popen(server.command(), stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            server.command(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        _wait_ready(server, proc, log, ready_timeout)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc
+
+
+def _wait_ready(
+    server: TeamServer, proc: subprocess.Popen[bytes], log: Path, ready_timeout: float
+) -> None:
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
+            tail = server.mask(log.read_text(errors="replace")[-2000:])
             raise StoreError(f"the tracking server exited with {proc.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(f"{server.url}/health", timeout=2) as response:
                 if response.status == 200:
-                    return proc
+                    return
         except OSError:
             time.sleep(0.5)
-    proc.terminate()
     raise StoreError(f"the tracking server did not answer on {server.url} in {ready_timeout:g} s")
+
+
+def stop_server(proc: subprocess.Popen[bytes], *, grace: float = STOP_GRACE_S) -> int | None:
+    """Stop the server and its workers: SIGTERM, ``grace`` seconds, then SIGKILL."""
+    return stop_process(proc, grace=grace)

@@ -12,8 +12,15 @@ from jupyter_mlops import store
 from jupyter_mlops.cli import main
 from jupyter_mlops.config import load_settings
 from jupyter_mlops.exceptions import ConfigError, StoreError
-from jupyter_mlops.team.server import plan_server, redact, start_server, with_driver
+from jupyter_mlops.team.server import (
+    plan_server,
+    redact,
+    start_server,
+    stop_server,
+    with_driver,
+)
 from tests.conftest import free_port
+from tests.team.processes import alive, tree
 
 
 def test_a_backend_that_is_not_a_database_is_refused(project: Path) -> None:
@@ -75,7 +82,7 @@ def test_a_started_server_stores_runs_and_serves_artifacts(
     plan = plan_server(
         f"sqlite:///{work / 'team.db'}", str(work / "artifacts"), port=free_port(), workers=1
     )
-    proc = start_server(plan, work / "server.log")
+    proc = start_server(plan, work / "server.log", ready_timeout=180)
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", plan.url)
         settings = load_settings(project)
@@ -91,8 +98,10 @@ def test_a_started_server_stores_runs_and_serves_artifacts(
             assert Path(back).read_text() == "shared"
         # the server, not the client, wrote the artifact: into its destination
         assert list((work / "artifacts").rglob("note.txt"))
+        workers = tree(proc.pid)
+        assert workers, "mlflow server started no worker process"
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
+    assert not [pid for pid in workers if alive(pid)], "a worker outlived the server"
     with pytest.raises(StoreError, match="cannot create"):
         plan_server("sqlite:////nonexistent-dir/x.db", str(work / "a"))
