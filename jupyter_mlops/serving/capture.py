@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .capture_store import SEGMENT_GLOB, STATS_FILE, read_stats, stream_batches
+from .capture_store import SEGMENT_GLOB, read_stats, stream_batches
 
 LEGACY_GLOB = "capture-*.jsonl"
 
@@ -26,9 +26,10 @@ def has_capture(directory: Path) -> bool:
     """Whether ``directory`` holds captured requests, or counts of dropped ones."""
     if not directory.is_dir():
         return False
-    if (directory / STATS_FILE).exists():
+    if any(directory.glob(SEGMENT_GLOB)) or any(directory.glob(LEGACY_GLOB)):
         return True
-    return any(directory.glob(SEGMENT_GLOB)) or any(directory.glob(LEGACY_GLOB))
+    stats = read_stats(directory)
+    return bool(stats["written"] or any(stats["dropped"].values()))
 
 
 def read_capture(directory: Path, since: float | None = None) -> list[dict[str, Any]]:

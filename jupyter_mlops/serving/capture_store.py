@@ -48,12 +48,22 @@ REASONS = ("sampled", "queue_full", "max_bytes", "max_age", "disk_full", "write_
 _Entry = tuple[float, str, str, float, "str | None", dict[str, Any], dict[str, Any]]
 
 
+#: The stats file is rewritten in place at this fixed size: on a full disk, overwriting
+#: blocks it already has still works where creating a new file would not.
+STATS_BYTES = 1024
+
+
 def read_stats(directory: Path) -> dict[str, Any]:
     """What the capture of a deployment wrote and dropped so far, over all its server runs."""
-    try:
-        data = json.loads((directory / STATS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
+    data: dict[str, Any] = {}
+    for _ in range(3):  # a read racing an in-place rewrite sees a torn record: read again
+        try:
+            data = json.loads((directory / STATS_FILE).read_bytes())
+            break
+        except FileNotFoundError:
+            break
+        except (OSError, ValueError):
+            time.sleep(0.01)
     dropped = data.get("dropped") or {}
     return {
         "written": int(data.get("written", 0)),
@@ -144,8 +154,10 @@ class CaptureWriter:
         self.written = 0
         self.dropped = dict.fromkeys(REASONS, 0)
         self._saved = read_stats(self.directory)
-        # no stats file until something was written or dropped
         self._last_saved: dict[str, Any] = {"written": 0, **self.dropped}
+        self._stats_fd: int | None = None
+        # made now, while the disk has room: later saves overwrite it in place
+        self._save_stats(force=True)
         self._segments = self._scan()
         self._open: Any = None  # (file, ipc writer, signature, _Segment, opened at)
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
@@ -187,6 +199,8 @@ class CaptureWriter:
         self.flush()
         self._close_segment()
         self._save_stats()
+        if self._stats_fd is not None:
+            os.close(self._stats_fd)
 
     def flush(self) -> None:
         """Write what queued; never raises (a capture fault must not stop the server)."""
@@ -239,6 +253,8 @@ class CaptureWriter:
                 or time.time() - opened_at > self._segment_age
             ):
                 self._close_segment()
+        if self._open is None:
+            need += 4096  # the new segment's schema message
         self._make_room(need)
         try:
             if self._open is None:
@@ -318,6 +334,9 @@ class CaptureWriter:
         with contextlib.suppress(OSError):
             fh.close()
         try:
+            if not segment.rows:  # nothing readable in it: no empty file per failed flush
+                segment.path.unlink()
+                return
             segment.size = segment.path.stat().st_size
             self._segments.append(segment)
         except OSError:
@@ -334,19 +353,24 @@ class CaptureWriter:
             found.append(_Segment(path, st.st_size, None, st.st_mtime))
         return found
 
-    def _save_stats(self) -> None:
+    def _save_stats(self, force: bool = False) -> None:
         written, dropped = self.snapshot()
-        if self._last_saved == {"written": written, **dropped}:
+        if self._last_saved == {"written": written, **dropped} and not force:
             return
         totals = {
             "written": self._saved["written"] + written,
             "dropped": {r: self._saved["dropped"][r] + dropped[r] for r in REASONS},
         }
+        data = json.dumps(totals).encode().ljust(STATS_BYTES)
         try:
-            write_private(self.directory / STATS_FILE, json.dumps(totals).encode())
+            if self._stats_fd is None:
+                write_private(self.directory / STATS_FILE, data)
+                self._stats_fd = os.open(self.directory / STATS_FILE, os.O_WRONLY)
+            else:
+                os.pwrite(self._stats_fd, data, 0)
             self._last_saved = {"written": written, **dropped}
         except OSError:
-            pass  # a full disk: try again on the next flush
+            pass  # counted in memory and on /metrics; saved on a later flush
 
     def snapshot(self) -> tuple[int, dict[str, int]]:
         """(written, dropped by reason) of this process, for ``/metrics``."""
