@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hmac
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -20,16 +19,20 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .._version import __version__
+from . import oip
+from . import protocols as mlflow_protocol
 from .capture_store import CaptureMetrics, CaptureWriter
 from .config_file import read_config
+from .jsonio import dumps
+from .limits import MAX_BODY_BYTES, read_body
 from .model import RequestError, ServedVersion
-from .protocols import mlflow_inputs, mlflow_response, v2_inputs, v2_metadata, v2_response
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
 _OPEN_PATHS = {"/ping", "/health", "/v2/health/live", "/v2/health/ready"}
 
 
@@ -116,27 +119,19 @@ class ModelServer:
                 continue  # a config being written: try again on the next tick
 
     # -- request plumbing ------------------------------------------------------------------
-    async def body(self, request: Request) -> Any:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body:
-            raise RequestError(413, f"request body over the limit of {self.max_body} bytes")
-        raw = await request.body()
-        if len(raw) > self.max_body:
-            raise RequestError(413, f"request body over the limit of {self.max_body} bytes")
-        kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
-        if kind not in ("application/json", ""):
-            raise RequestError(
-                415, f"content type {kind!r} is not supported; send application/json"
-            )
-        try:
-            return json.loads(raw)
-        except ValueError as err:
-            raise RequestError(400, f"the body is not valid JSON: {err}") from None
+    async def body(self, request: Request) -> bytes:
+        return await read_body(request, self.max_body)
 
-    def run(self, served: ServedVersion, arrays: dict[str, Any], protocol: str) -> Any:
+    def run(
+        self,
+        served: ServedVersion,
+        arrays: dict[str, Any],
+        protocol: str,
+        names: list[str] | None = None,
+    ) -> dict[str, Any]:
         feeds = served.coerce(arrays)
         start = time.perf_counter()
-        outputs = served.predict(feeds)
+        outputs = served.predict(feeds, names)
         took = time.perf_counter() - start
         self.requests.labels(served.version, protocol).inc()
         self.latency.labels(served.version).observe(took)
@@ -146,12 +141,30 @@ class ModelServer:
         return outputs
 
 
-def _error(err: RequestError) -> JSONResponse:
-    return JSONResponse({"error_code": err.code, "message": err.message}, status_code=err.status)
+def _is_v2(request: Request) -> bool:
+    path: str = request.url.path
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def _error(request: Request, err: RequestError) -> Response:
+    """The protocol's error body: ``{"error"}`` under ``/v2``, MLflow's JSON elsewhere."""
+    if _is_v2(request):
+        return Response(dumps({"error": err.message}), err.status, media_type="application/json")
+    return JSONResponse(mlflow_protocol.error_body(err), status_code=err.status)
+
+
+def _mlflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlflow")
+    except PackageNotFoundError:
+        return str(__version__)
 
 
 def create_app(config_path: Path) -> Starlette:
     server = ModelServer(config_path)
+    mlflow_version = _mlflow_version()
 
     def guarded(
         handler: Callable[[Request], Awaitable[Response]],
@@ -165,53 +178,89 @@ def create_app(config_path: Path) -> Starlette:
                 return await handler(request)
             except RequestError as err:
                 server.errors.labels(str(err.status)).inc()
-                return _error(err)
+                return _error(request, err)
+            except mlflow_protocol.PlainError as err:
+                server.errors.labels(str(err.status)).inc()
+                return PlainTextResponse(err.text, status_code=err.status)
             except Exception as err:  # a server fault, not the client's: say what it was
                 server.errors.labels("500").inc()
-                return JSONResponse(
-                    {"error_code": "INTERNAL_ERROR", "message": f"{type(err).__name__}: {err}"},
-                    status_code=500,
-                )
+                fault = RequestError(500, f"{type(err).__name__}: {err}", "INTERNAL_ERROR")
+                return _error(request, fault)
 
         return wrapper
 
     async def ping(request: Request) -> Response:
-        return PlainTextResponse("\n")
+        return Response("\n", media_type="application/json")
+
+    async def mlflow_version_route(request: Request) -> Response:
+        return Response(mlflow_version, media_type="application/json")
 
     async def invocations(request: Request) -> Response:
-        body = await server.body(request)
+        mime = mlflow_protocol.media_type(request.headers.get("content-type"))
+        raw = await server.body(request)
         served = server.routing.pick()
-        outputs = server.run(served, mlflow_inputs(body, served), "mlflow")
-        return JSONResponse(mlflow_response(outputs), headers={"X-Model-Version": served.version})
+        parsed = mlflow_protocol.parse(raw, mime, served)
+        try:
+            outputs = server.run(served, parsed.arrays, "mlflow")
+        except RequestError as err:
+            if err.status != 400:
+                raise
+            raise RequestError(400, f"{mlflow_protocol.EVALUATION_FAILED} {err.message}") from None
+        body = dumps(mlflow_protocol.response(outputs, parsed.frame))
+        return Response(
+            body, media_type="application/json", headers={"X-Model-Version": served.version}
+        )
 
-    def _check_name(request: Request) -> None:
+    def _served(request: Request, pick: bool) -> ServedVersion:
+        """The version a ``/v2/models/<name>[/versions/<v>]`` path names (checked)."""
         name = request.path_params["name"]
         if name != server.name:
             raise RequestError(
                 404, f"no model {name!r} here (this server serves {server.name!r})", "NOT_FOUND"
             )
+        routing = server.routing
+        version = request.path_params.get("version")
+        if version is None:
+            return routing.pick() if pick else routing.versions[routing.order[0]]
+        served = routing.versions.get(version)
+        if served is None:
+            raise RequestError(
+                404, f"model {name!r} has no version {version!r} served here (served: "
+                f"{sorted(routing.versions)})", "NOT_FOUND",
+            )  # fmt: skip
+        return served
 
     async def v2_infer(request: Request) -> Response:
-        _check_name(request)
-        body = await server.body(request)
-        served = server.routing.pick()
-        outputs = server.run(served, v2_inputs(body), "v2")
-        return JSONResponse(
-            v2_response(server.name, served.version, outputs),
-            headers={"X-Model-Version": served.version},
-        )
+        served = _served(request, pick=True)
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
+            raise RequestError(415, f"Content-Encoding {encoding!r} is not supported; send "
+                               "the body uncompressed")  # fmt: skip
+        raw = await server.body(request)
+        infer = oip.parse_infer(raw, request.headers.get(oip.HEADER_LENGTH), served, server.name)
+        outputs = server.run(served, infer.inputs, "v2", infer.outputs)
+        body, headers = oip.infer_response(server.name, served.version, infer, outputs)
+        headers["X-Model-Version"] = served.version
+        return Response(body, headers=headers)
 
     async def v2_model(request: Request) -> Response:
-        _check_name(request)
-        routing = server.routing
-        served = routing.versions[routing.order[0]]
-        return JSONResponse(v2_metadata(server.name, routing.order, served))
+        served = _served(request, pick=False)
+        versions = [served.version] if "version" in request.path_params else server.routing.order
+        return JSONResponse(oip.model_metadata(server.name, versions, served))
+
+    async def v2_model_ready(request: Request) -> Response:
+        served = _served(request, pick=False)
+        return JSONResponse({"name": server.name, "version": served.version, "ready": True})
+
+    async def v2_server(request: Request) -> Response:
+        return JSONResponse(oip.server_metadata(__version__))
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
 
     async def ready(request: Request) -> Response:
-        return JSONResponse({"ready": bool(server.routing.order)})
+        up = bool(server.routing.order)
+        return JSONResponse({"ready": up}, status_code=200 if up else 503)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(server.metrics), media_type="text/plain; version=0.0.4")
@@ -224,14 +273,22 @@ def create_app(config_path: Path) -> Starlette:
             {"generation": routing.generation, "weights": weights, "captured": captured}
         )
 
+    model = "/v2/models/{name}"
+    versioned = "/v2/models/{name}/versions/{version}"
     routes = [
         Route("/ping", guarded(ping), methods=["GET"]),
         Route("/health", guarded(ping), methods=["GET"]),
+        Route("/version", guarded(mlflow_version_route), methods=["GET"]),
         Route("/invocations", guarded(invocations), methods=["POST"]),
+        Route("/v2", guarded(v2_server), methods=["GET"]),
         Route("/v2/health/live", guarded(live), methods=["GET"]),
         Route("/v2/health/ready", guarded(ready), methods=["GET"]),
-        Route("/v2/models/{name}", guarded(v2_model), methods=["GET"]),
-        Route("/v2/models/{name}/infer", guarded(v2_infer), methods=["POST"]),
+        Route(model, guarded(v2_model), methods=["GET"]),
+        Route(versioned, guarded(v2_model), methods=["GET"]),
+        Route(f"{model}/ready", guarded(v2_model_ready), methods=["GET"]),
+        Route(f"{versioned}/ready", guarded(v2_model_ready), methods=["GET"]),
+        Route(f"{model}/infer", guarded(v2_infer), methods=["POST"]),
+        Route(f"{versioned}/infer", guarded(v2_infer), methods=["POST"]),
         Route("/metrics", guarded(metrics), methods=["GET"]),
         Route("/mlops/status", guarded(status), methods=["GET"]),
     ]
@@ -246,13 +303,13 @@ def create_app(config_path: Path) -> Starlette:
                 server.capture.close()
 
     async def http_error(request: Request, exc: Exception) -> Response:
+        """Unknown paths and methods: the protocol's error body, FastAPI's as MLflow sends."""
         status = int(getattr(exc, "status_code", 500))
         detail = str(getattr(exc, "detail", "")) or "error"
-        return JSONResponse({"error_code": "NOT_FOUND" if status == 404 else "BAD_REQUEST",
-                             "message": f"{request.method} {request.url.path}: {detail}"},
-                            status_code=status)  # fmt: skip
-
-    from starlette.exceptions import HTTPException
+        if _is_v2(request):
+            message = f"{request.method} {request.url.path}: {detail}"
+            return JSONResponse({"error": message}, status_code=status)
+        return JSONResponse({"detail": detail}, status_code=status)
 
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

@@ -8,30 +8,53 @@ from typing import Any
 
 import numpy as np
 
-_ONNX_TO_NUMPY = {
+from ..exceptions import MlopsError
+
+_ONNX_TO_NUMPY: dict[str, Any] = {
     "tensor(float)": np.float32,
     "tensor(double)": np.float64,
     "tensor(int64)": np.int64,
     "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
     "tensor(int8)": np.int8,
+    "tensor(uint64)": np.uint64,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint16)": np.uint16,
     "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
     "tensor(float16)": np.float16,
+    "tensor(string)": np.object_,
 }
-#: KServe v2 datatype names
-V2_TYPES = {
+#: Open Inference Protocol datatype names
+V2_TYPES: dict[Any, str] = {
     np.float32: "FP32",
     np.float64: "FP64",
+    np.float16: "FP16",
     np.int64: "INT64",
     np.int32: "INT32",
+    np.int16: "INT16",
     np.int8: "INT8",
+    np.uint64: "UINT64",
+    np.uint32: "UINT32",
+    np.uint16: "UINT16",
     np.uint8: "UINT8",
     np.bool_: "BOOL",
-    np.float16: "FP16",
+    np.object_: "BYTES",
+    np.str_: "BYTES",
+    np.bytes_: "BYTES",
 }
 
 
-class RequestError(Exception):
+_BY_NAME = {np.dtype(t).name: name for t, name in V2_TYPES.items() if t is not np.str_}
+
+
+def datatype_of(dtype: np.dtype[Any]) -> str:
+    """The protocol's name for a numpy dtype (by name: onnxruntime hands out int64 arrays
+    typed ``longlong``, a different scalar type of the same size)."""
+    return _BY_NAME.get(dtype.name, "BYTES")
+
+
+class RequestError(MlopsError):
     """A bad request: answered with ``status`` and ``message``, never a 500."""
 
     def __init__(self, status: int, message: str, code: str = "BAD_REQUEST"):
@@ -42,11 +65,45 @@ class RequestError(Exception):
 
 
 @dataclass
-class InputSpec:
+class TensorSpec:
     name: str
+    #: numpy scalar type; None for an output that is not a tensor (a sequence or a map)
     dtype: Any
     #: None for a dynamic axis
     shape: list[int | None]
+    onnx_type: str = ""
+
+    @property
+    def datatype(self) -> str:
+        """The Open Inference Protocol name of the type (BYTES for strings)."""
+        return V2_TYPES.get(self.dtype, "BYTES")
+
+    def protocol_shape(self) -> list[int]:
+        return [-1 if d is None else d for d in self.shape]
+
+
+InputSpec = TensorSpec
+
+
+def _spec(arg: Any) -> TensorSpec:
+    shape = arg.shape if isinstance(arg.shape, list) else []
+    return TensorSpec(
+        arg.name,
+        _ONNX_TO_NUMPY.get(arg.type),
+        [d if isinstance(d, int) else None for d in shape],
+        arg.type,
+    )
+
+
+def check_shape(spec: TensorSpec, shape: tuple[int, ...] | list[int], what: str) -> None:
+    if len(shape) != len(spec.shape) or any(
+        want is not None and want != got for want, got in zip(spec.shape, shape, strict=False)
+    ):
+        want = ["batch" if d is None else d for d in spec.shape]
+        raise RequestError(
+            400, f"{what} {spec.name!r}: shape {list(shape)} does not match {want}",
+            "INVALID_PARAMETER_VALUE",
+        )  # fmt: skip
 
 
 class ServedVersion:
@@ -60,15 +117,9 @@ class ServedVersion:
         options.intra_op_num_threads = 1
         self.version = version
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.inputs = [
-            InputSpec(
-                i.name,
-                _ONNX_TO_NUMPY.get(i.type, np.float32),
-                [d if isinstance(d, int) else None for d in i.shape],
-            )
-            for i in self.session.get_inputs()
-        ]
-        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.inputs = [_spec(i) for i in self.session.get_inputs()]
+        self.output_specs = [_spec(o) for o in self.session.get_outputs()]
+        self.outputs = [o.name for o in self.output_specs]
 
     def coerce(self, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
         """Check names, dtypes and shapes against the signature; arrays ready for the session."""
@@ -81,39 +132,60 @@ class ServedVersion:
             )
         out = {}
         for spec in self.inputs:
+            value = arrays[spec.name]
+            if isinstance(value, np.ndarray) and value.dtype == spec.dtype:
+                check_shape(spec, value.shape, "input")
+                out[spec.name] = value
+                continue
             try:
-                array = np.asarray(arrays[spec.name])
-            except (ValueError, TypeError):
+                array = np.asarray(value)
+            except (ValueError, TypeError, OverflowError, RecursionError):
                 raise RequestError(400, f"input {spec.name!r} is not a rectangular array") from None
-            if array.dtype == object:
-                raise RequestError(
-                    400, f"input {spec.name!r} is not a rectangular array of numbers"
-                )
-            if spec.dtype is not np.bool_ and not (
-                np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-            ):
-                raise RequestError(400, f"input {spec.name!r}: expected numbers, got {array.dtype}")
-            if array.ndim == len(spec.shape) - 1:
-                array = array[None, ...]  # a single instance without its batch axis
-            if array.ndim != len(spec.shape) or any(
-                want is not None and want != got
-                for want, got in zip(spec.shape, array.shape, strict=False)
-            ):
-                shape = ["batch" if d is None else d for d in spec.shape]
-                raise RequestError(
-                    400,
-                    f"input {spec.name!r}: shape {list(array.shape)} does not match {shape}",
-                    "INVALID_PARAMETER_VALUE",
-                )
-            if (
-                np.issubdtype(spec.dtype, np.integer)
-                and np.issubdtype(array.dtype, np.floating)
-                and not np.all(np.mod(array, 1) == 0)
-            ):
-                raise RequestError(400, f"input {spec.name!r}: expected integers")
-            out[spec.name] = array.astype(spec.dtype, copy=False)
+            if array.ndim == 0 and spec.shape:
+                raise RequestError(400, f"input {spec.name!r}: a single number is not a tensor")
+            out[spec.name] = self._cast(spec, array)
         return out
 
-    def predict(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self.session.run(None, feeds)
-        return dict(zip(self.outputs, results, strict=True))
+    def _cast(self, spec: TensorSpec, array: np.ndarray) -> np.ndarray:
+        """MLflow's rule: the data's type must be the input's, except float64 for float32."""
+        kind = array.dtype.kind
+        if kind == "O" and array.ndim and all(type(v) is int for v in array.flat):
+            raise RequestError(400, f"input {spec.name!r}: an integer is out of range")
+        if kind == "O":
+            raise RequestError(400, f"input {spec.name!r} is not a rectangular array of numbers")
+        if spec.dtype is np.object_:
+            if kind != "U":
+                raise RequestError(400, f"input {spec.name!r}: expected strings")
+            check_shape(spec, array.shape, "input")
+            return array.astype(object)
+        if kind not in "biuf":
+            raise RequestError(400, f"input {spec.name!r}: expected numbers, got {array.dtype}")
+        check_shape(spec, array.shape, "input")
+        want = np.dtype(spec.dtype)
+        if array.dtype == want:
+            return array
+        if want == np.float32 and kind == "f":
+            with np.errstate(over="ignore"):  # beyond float32's range is inf, as MLflow casts
+                return array.astype(np.float32)
+        got = {"b": "true/false", "i": "integers", "u": "integers", "f": "floats"}[kind]
+        if want.kind == "f":
+            hint = " (write 1.0, not 1)"
+        elif want.kind in "iu" and kind in "iu":
+            hint = " (an integer is out of range)" if want == np.int64 else ""
+        else:
+            hint = ""
+        raise RequestError(
+            400, f"input {spec.name!r} takes {want.name} and the data are {got}{hint}"
+        )
+
+    def predict(
+        self, feeds: dict[str, np.ndarray], names: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The session's outputs by name (all of them, or only ``names``)."""
+        wanted = names or self.outputs
+        try:
+            results = self.session.run(wanted, feeds)
+        except Exception as err:  # onnxruntime raises its own types; the input passed our checks
+            message = str(err).split("\n", 1)[0][:500]
+            raise RequestError(400, f"the model could not evaluate this input: {message}") from None
+        return dict(zip(wanted, results, strict=True))

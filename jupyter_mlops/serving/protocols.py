@@ -1,115 +1,235 @@
-"""Request bodies of the two protocols we speak, to arrays and back.
+"""MLflow's scoring protocol (``POST /invocations``), answered as ``mlflow models serve`` does.
 
-- MLflow's scoring protocol (``POST /invocations``): ``inputs``, ``instances``,
-  ``dataframe_split``, ``dataframe_records``; answers ``{"predictions": {output: [...]}}``
-  exactly as ``mlflow models serve`` does for an ONNX model.
-- The Open Inference Protocol (KServe v2): ``{"inputs": [{"name", "shape", "datatype",
-  "data"}]}``; answers ``{"model_name", "model_version", "outputs": [...]}``.
+Bodies: ``inputs`` / ``instances`` (tensors) and ``dataframe_split`` / ``dataframe_records``
+(JSON) or a CSV table. Tensor inputs answer ``{"predictions": {output: [...]}}``; a table
+answers one record per element of the flattened outputs, as MLflow's ONNX flavour does.
+Statuses, error codes and messages are MLflow's; where MLflow fails with a 500 or writes
+invalid JSON we answer a 4xx or valid JSON instead (README, "Deploy").
 """
 
 from __future__ import annotations
 
+import io
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .model import V2_TYPES, RequestError, ServedVersion
+from .jsonio import tensor_list
+from .model import RequestError, ServedVersion
 
-_MLFLOW_KEYS = ("inputs", "instances", "dataframe_split", "dataframe_records")
-_V2_TO_NUMPY = {v: k for k, v in V2_TYPES.items()}
+#: in a fixed order: MLflow prints a set, so its order changes from one process to the next
+_FIELDS = "{'dataframe_split', 'instances', 'dataframe_records', 'inputs'}"
+_KEYS = ("dataframe_split", "instances", "dataframe_records", "inputs")
+REQUIRED = f"The input must be a JSON dictionary with exactly one of the input fields {_FIELDS}"
+CHANGE_INFO = (
+    "IMPORTANT: The MLflow Model scoring protocol has changed in MLflow version 2.0. If you are"
+    " seeing this error, you are likely using an outdated scoring request format. To resolve the"
+    " error, either update your request format or adjust your MLflow Model's requirements file to"
+    " specify an older version of MLflow (for example, change the 'mlflow' requirement specifier"
+    " to 'mlflow==1.30.0'). If you are making a request using the MLflow client"
+    " (e.g. via `mlflow.pyfunc.spark_udf()`), upgrade your MLflow client to a version >= 2.0 in"
+    " order to use the new request format. For more information about the updated MLflow"
+    " Model scoring protocol in MLflow 2.0, see"
+    " https://mlflow.org/docs/latest/models.html#deploy-mlflow-models."
+)
+EVALUATION_FAILED = (
+    "Encountered an unexpected error while evaluating the model. Verify that the serialized"
+    " input Dataframe is compatible with the model for inference."
+)
+CONTENT_TYPES = ["text/csv", "application/json", "application/vnd.apache.parquet"]
+#: how much of a body an error message quotes back (MLflow quotes all of it)
+_QUOTE = 1000
 
 
-def _single(served: ServedVersion, value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if len(served.inputs) != 1:
-        raise RequestError(
-            400, f"this model has inputs {[i.name for i in served.inputs]}: name them"
+class PlainError(Exception):
+    """An answer MLflow gives as ``text/plain`` (the content-type refusals)."""
+
+    def __init__(self, status: int, text: str):
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def invalid(message: str) -> RequestError:
+    return RequestError(400, f"Invalid input. {message}")
+
+
+def media_type(header: str | None) -> str:
+    """The body's media type; ``PlainError`` 415 for what MLflow refuses."""
+    if header is None:
+        return "application/json"  # MLflow answers 500 here; a missing type means JSON to us
+    mime, *pairs = [part.strip() for part in header.split(";")]
+    params = {key: value for key, _, value in (pair.partition("=") for pair in pairs)}
+    if params.get("charset", "utf-8").lower() != "utf-8":
+        raise PlainError(415, "The scoring server only supports UTF-8")
+    unexpected = set(params).difference({"charset"})
+    if unexpected:
+        raise PlainError(
+            415, f"Unrecognized content type parameters: {', '.join(unexpected)}. {CHANGE_INFO}"
         )
-    return {served.inputs[0].name: value}
+    if mime not in ("application/json", "text/csv"):
+        # parquet is MLflow's too; it needs pyarrow, which a model server should not pull in
+        raise PlainError(
+            415,
+            "This predictor only supports the following content types:"
+            f" Types: {CONTENT_TYPES}. Got '{header}'.",
+        )
+    return mime
 
 
-def mlflow_inputs(body: Any, served: ServedVersion) -> dict[str, Any]:
+@dataclass
+class Parsed:
+    #: input name -> array-like
+    arrays: dict[str, Any]
+    #: a table in: MLflow answers records
+    frame: bool
+
+
+def parse(raw: bytes, mime: str, served: ServedVersion) -> Parsed:
+    if mime == "text/csv":
+        return _csv(raw, served)
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise invalid("the body is nested too deeply to be a tensor") from None
+    except ValueError as err:  # UnicodeDecodeError is one
+        quoted = raw if len(raw) <= _QUOTE else raw[:_QUOTE] + b"..."
+        raise invalid(
+            f"Ensure that input is a valid JSON formatted string. Error: '{err!r}'\n"
+            f"Input: \n{quoted!r}\n"
+        ) from None
+    if isinstance(body, list):
+        raise invalid(f"{REQUIRED}. Received a list.")
     if not isinstance(body, dict):
-        raise RequestError(400, "the body must be a JSON object")
-    present = [k for k in _MLFLOW_KEYS if k in body]
+        raise invalid(f"{REQUIRED}. Received unexpected input type '{type(body)}.")
+    present = [k for k in body if k in _KEYS]
     if len(present) != 1:
         raise RequestError(
-            400,
-            "The input must be a JSON dictionary with exactly one of the input fields "
-            f"{set(_MLFLOW_KEYS)}. Received dictionary with input fields: {sorted(body)}.",
+            400, f"{REQUIRED}. Received dictionary with input fields: {present}. {CHANGE_INFO}"
         )
     key = present[0]
     value = body[key]
     if key in ("inputs", "instances"):
-        return _single(served, value)
-    if key == "dataframe_split":
-        if not isinstance(value, dict) or "data" not in value:
-            raise RequestError(400, "dataframe_split needs 'columns' and 'data'")
-        return _single(served, value["data"])
-    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
-        raise RequestError(400, "dataframe_records must be a list of objects")
-    columns = list(value[0]) if value else []
-    return _single(served, [[row.get(c) for c in columns] for row in value])
+        return Parsed(_tensors(value, key, served), frame=False)
+    return Parsed(_table(_frame(value, key), served), frame=True)
 
 
-def mlflow_response(outputs: dict[str, np.ndarray]) -> dict[str, Any]:
-    return {"predictions": {name: array.tolist() for name, array in outputs.items()}}
+def _tensors(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
+    if key == "instances" and isinstance(value, list) and value and isinstance(value[0], dict):
+        columns: dict[str, list[Any]] = {}
+        for row in value:
+            if not isinstance(row, dict):
+                raise invalid("instances: every row must be an object when the first one is")
+            for name, v in row.items():
+                columns.setdefault(name, []).append(v)
+        return columns
+    if isinstance(value, dict):
+        names = [s.name for s in served.inputs]
+        if set(value) != set(names):
+            raise RequestError(
+                400, f"{EVALUATION_FAILED} The model's inputs are {names}, got {sorted(value)}."
+            )
+        return value
+    if len(served.inputs) != 1:
+        names = [s.name for s in served.inputs]
+        raise RequestError(
+            400, f"{EVALUATION_FAILED} This model has inputs {names}: send an object of them."
+        )
+    return {served.inputs[0].name: value}
 
 
-def v2_inputs(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
-        raise RequestError(400, "the body must be an object with an 'inputs' list")
-    arrays: dict[str, Any] = {}
-    for i, item in enumerate(body["inputs"]):
-        if not isinstance(item, dict) or not {"name", "shape", "datatype", "data"} <= set(item):
-            raise RequestError(400, f"inputs[{i}] needs name, shape, datatype and data")
-        dtype = _V2_TO_NUMPY.get(str(item["datatype"]))
-        if dtype is None:
-            raise RequestError(400, f"inputs[{i}]: unknown datatype {item['datatype']!r}")
+def _frame(value: Any, key: str) -> Any:
+    import pandas as pd
+
+    if key == "dataframe_records":
+        if not isinstance(value, list):
+            kind = "dictionary" if isinstance(value, dict) else f"type {type(value)}"
+            raise invalid(f"Dataframe records format must be a list of records. Got {kind}.")
         try:
-            array: np.ndarray = np.asarray(item["data"], dtype=dtype).reshape(item["shape"])
-        except (ValueError, TypeError) as err:
-            raise RequestError(400, f"inputs[{i}] ({item['name']}): {err}") from None
-        arrays[str(item["name"])] = array
-    return arrays
+            return pd.DataFrame(data=value)
+        except Exception as err:  # pandas raises many types for bad tables
+            raise invalid(
+                "Provided dataframe_records field is not a valid dataframe representation in "
+                f"'records' format. Error: '{err}'"
+            ) from None
+    if not isinstance(value, dict):
+        kind = "list" if isinstance(value, list) else f"type {type(value)}"
+        raise invalid(f"Dataframe split format must be a dictionary. Got {kind}.")
+    keys = set(value)
+    if "data" not in keys or keys.difference({"columns", "data", "index"}):
+        raise invalid(
+            "Dataframe split format must have 'data' field and optionally 'columns' "
+            f"and 'index' fields. Got {keys}.'"
+        )
+    try:
+        return pd.DataFrame(index=value.get("index"), columns=value.get("columns"),
+                            data=value["data"])  # fmt: skip
+    except Exception as err:  # pandas raises many types for bad tables
+        raise invalid(
+            "Provided dataframe_split field is not a valid dataframe representation in "
+            f"'split' format. Error: '{err}'"
+        ) from None
 
 
-def v2_response(name: str, version: str, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
-    return {
-        "model_name": name,
-        "model_version": version,
-        "outputs": [
-            {
-                "name": out,
-                "shape": list(array.shape),
-                "datatype": V2_TYPES.get(array.dtype.type, "FP32"),
-                "data": array.ravel().tolist(),
-            }
-            for out, array in outputs.items()
-        ],
-    }
+def _csv(raw: bytes, served: ServedVersion) -> Parsed:
+    import pandas as pd
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise invalid(
+            f"Ensure that input is a valid UTF-8 encoded string. Error: '{err!r}'"
+        ) from None
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except Exception as err:  # pandas raises many types for bad CSV
+        raise RequestError(
+            400,
+            "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
+            "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
+            f"method. Error: '{err}'",
+        ) from None
+    return Parsed(_table(frame, served), frame=True)
 
 
-def v2_metadata(name: str, versions: list[str], served: ServedVersion) -> dict[str, Any]:
-    return {
-        "name": name,
-        "versions": versions,
-        "platform": "onnxruntime_onnx",
-        "inputs": [
-            {
-                "name": s.name,
-                "datatype": V2_TYPES.get(s.dtype, "FP32"),
-                "shape": [-1 if d is None else d for d in s.shape],
-            }
-            for s in served.inputs
-        ],
-        "outputs": [
-            {
-                "name": o.name,
-                "datatype": "FP32",
-                "shape": [-1 if not isinstance(d, int) else d for d in o.shape],
-            }
-            for o in served.session.get_outputs()
-        ],
-    }
+def _table(frame: Any, served: ServedVersion) -> dict[str, Any]:
+    """MLflow's ONNX flavour: one input takes the whole table, several take a column each."""
+    if len(served.inputs) == 1:
+        values = frame.to_numpy()
+        if values.dtype == object:
+            try:  # a table of numbers with a missing cell
+                values = values.astype(np.float64)
+            except (TypeError, ValueError):
+                raise RequestError(
+                    400, f"{EVALUATION_FAILED} Its cells are not all numbers."
+                ) from None
+        return {served.inputs[0].name: values}
+    missing = [s.name for s in served.inputs if s.name not in frame.columns]
+    if missing:
+        raise RequestError(400, f"{EVALUATION_FAILED} The table has no column {missing[0]!r}.")
+    return {s.name: frame[s.name].to_numpy() for s in served.inputs}
+
+
+def response(outputs: dict[str, np.ndarray], frame: bool) -> dict[str, Any]:
+    if not frame:
+        return {"predictions": {name: tensor_list(array) for name, array in outputs.items()}}
+    flat = {name: np.asarray(array).reshape(-1) for name, array in outputs.items()}
+    if len({a.size for a in flat.values()}) > 1:
+        sizes = {name: a.size for name, a in flat.items()}
+        raise RequestError(
+            400, f"{EVALUATION_FAILED} Its outputs cannot be one table: sizes {sizes}. Send "
+            "'inputs' to get each output whole.",
+        )  # fmt: skip
+    columns = {name: tensor_list(a) for name, a in flat.items()}
+    rows = len(next(iter(columns.values()))) if columns else 0
+    return {"predictions": [{n: columns[n][i] for n in columns} for i in range(rows)]}
+
+
+def error_body(err: RequestError) -> dict[str, Any]:
+    """MLflow's error JSON: its code, message and the SQLSTATE fields MLflow 3 adds."""
+    if err.status == 400:
+        return {"error_code": "BAD_REQUEST", "message": err.message, "sqlstate": "KAM00",
+                "error_class": "INVALID_PARAMETER_VALUE"}  # fmt: skip
+    return {"error_code": err.code, "message": err.message}

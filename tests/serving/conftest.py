@@ -33,6 +33,25 @@ def linear_onnx(w: np.ndarray) -> Any:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
+def classifier_onnx() -> Any:
+    """A 3-class classifier: ``label`` (INT64, the arg max) and ``probabilities`` (FP32)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "w"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+            helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0),
+        ],
+        "classifier",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 3]),
+        ],
+        initializer=[numpy_helper.from_array(WEIGHTS["1"], "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     import mlflow
@@ -55,6 +74,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         register(info.model_uri, "lin", settings=settings)
     promote("lin", 1, "champion", settings=settings)
     promote("lin", 2, "challenger", settings=settings)
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.onnx.log_model(
+            onnx_model=classifier_onnx(),
+            name="model",
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+    register(info.model_uri, "clf", settings=settings)
     yield settings
     for d in manager.deployments(settings=settings):
         if d.status != "stopped":
