@@ -12,7 +12,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from jupyter_mlops import store
+from jupyter_mlops.exceptions import NotFoundError
 from jupyter_mlops.monitoring.monitor import monitor
 from jupyter_mlops.pipelines.runner import run_pipeline
 from jupyter_mlops.registry.service import promote, register, rollback
@@ -114,7 +117,15 @@ def _predict(url: str, rows: np.ndarray) -> np.ndarray:
         return np.asarray(json.loads(response.read())["predictions"]["output"], dtype=np.float32)
 
 
-def test_registry_deployment_and_monitor(project: Path) -> None:
+def _captured(deployment_id: str, settings: Any) -> int:
+    try:
+        return len(manager.inference_log(deployment_id, settings=settings))
+    except NotFoundError:  # nothing written yet
+        return 0
+
+
+@pytest.mark.timeout(600)  # two models, a model server and a monitor on a busy machine
+def test_registry_deployment_and_monitor(project: Path, stop_later: Callable[[Any], None]) -> None:
     settings = settings_for(project)
     model = unique("lin")
     _log_model(project, "1", model)
@@ -125,12 +136,16 @@ def test_registry_deployment_and_monitor(project: Path) -> None:
     assert (back.from_version, back.to_version) == ("2", "1")
 
     d = manager.deploy(f"{model}@champion", name=unique("prod"), settings=settings)
+    stop_later(d.pid)  # in case undeploy itself fails
     try:
         rows = np.random.default_rng(3).normal(0, 1, (200, 4)).astype(np.float32)
         assert np.allclose(_predict(d.url, rows[:5]), expected("1", rows[:5]), atol=1e-5)
         for i in range(0, len(rows), 50):
             _predict(d.url, rows[i : i + 50])
-        time.sleep(1.2)  # the capture writer flushes every half second
+        # the capture writer flushes on its own schedule: wait for every row to be on disk
+        deadline = time.monotonic() + 60
+        while _captured(d.id, settings) < 205 and time.monotonic() < deadline:
+            time.sleep(0.1)
         result = monitor(d.id, "1h", act=False, settings=settings)
         assert (result.rows, result.version) == (205, "1")
         run = store.client(settings).get_run(result.run_id)
