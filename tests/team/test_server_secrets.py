@@ -85,6 +85,7 @@ BACKENDS = [
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two server starts and stops on a busy machine
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_cli_server_shows_no_secret_and_stops_with_its_workers(
     backend: str, project: Path, stop_later: Callable[[Any], None]
