@@ -4,6 +4,9 @@ For the embedded SQLite store it also makes the database safe for several writer
 (two kernels, parallel pipeline steps): WAL journal mode, a relaxed fsync policy and a busy
 timeout, and schema creation serialised by a file lock so two processes opening a new
 database do not race on its tables.
+
+The project's ``.mlops/`` holds run records, logs and artifacts of one user: it is made
+private (directories 0700, the database and logs 0600) by whichever process opens it first.
 """
 
 from __future__ import annotations
@@ -71,10 +74,60 @@ def _install_sqlite_pragmas() -> None:
     _listener_installed = True
 
 
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+#: files of an SQLite database: SQLite gives ``-wal`` and ``-shm`` the main file's mode
+_DB_SUFFIXES = ("", "-wal", "-shm", "-journal", ".init.lock")
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created if missing, readable by its owner only."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    _tighten(path, PRIVATE_DIR)
+    return path
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Give an existing ``path`` ``mode``; leave what is missing or not ours to change."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+
+
+def secure_state_dir(settings: Settings) -> None:
+    """Make what exists of ``.mlops/`` private: folders 0700, logs and the database 0600.
+
+    Cheap (a few ``stat`` calls): run wherever a process may have created files there.
+    """
+    state = settings.state_dir
+    if not state.is_dir():
+        return
+    for folder in (state, state / "journal", state / "logs", state / "artifacts"):
+        _tighten(folder, PRIVATE_DIR)
+    with contextlib.suppress(OSError):
+        for log in (state / "logs").iterdir():
+            if log.is_file():
+                _tighten(log, PRIVATE_FILE)
+    db = sqlite_path(settings.tracking_uri)
+    if db is not None:
+        for suffix in _DB_SUFFIXES:
+            _tighten(db.with_name(db.name + suffix), PRIVATE_FILE)
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` 0600 unless it exists, whatever the process's umask."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+
+
 def _prepare_sqlite(db: Path, artifact_root: Path) -> None:
     """Create the schema once, under a lock, with our artifact root for experiment 0."""
     db.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(db.with_name(db.name + ".init.lock")):
+    lock = db.with_name(db.name + ".init.lock")
+    _create_private(lock)
+    with _file_lock(lock):
+        # SQLite creates -wal and -shm with the database file's mode: create it 0600 first
+        _create_private(db)
         conn = sqlite3.connect(db, timeout=30)
         try:
             # WAL is a property of the file: set once, every later connection uses it.
@@ -106,8 +159,14 @@ def client(settings: Settings) -> MlflowClient:
 
             db = sqlite_path(settings.tracking_uri)
             if db is not None:
+                if db.parent == settings.state_dir:
+                    private_dir(settings.state_dir)
+                if settings.state_dir in settings.artifact_root.parents:
+                    # MLflow makes each experiment's folder later, with the umask's mode
+                    private_dir(settings.artifact_root)
                 _install_sqlite_pragmas()
                 _prepare_sqlite(db, settings.artifact_root)
+            secure_state_dir(settings)
             built = MlflowClient(
                 tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
             )
@@ -139,8 +198,18 @@ def experiment_artifact_location(settings: Settings, name: str) -> str | None:
     return (settings.artifact_root / f"{slug}-{digest}").as_uri()
 
 
+#: The tag MLflow's UI reads to pick an experiment's view; without it MLflow 3 may open
+#: ours in its GenAI (traces) view instead of the runs table of model training.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def get_or_create_experiment(settings: Settings, name: str) -> str:
-    """The id of experiment ``name``, created (race-safely) when missing."""
+    """The id of experiment ``name``, created (race-safely) when missing.
+
+    It is tagged as a model-training experiment for MLflow's UI (an existing one of ours
+    without the tag gets it on first use).
+    """
     from mlflow.exceptions import MlflowException
 
     mlf = client(settings)
@@ -148,11 +217,15 @@ def get_or_create_experiment(settings: Settings, name: str) -> str:
     if found is not None:
         if found.lifecycle_stage == "deleted":
             mlf.restore_experiment(found.experiment_id)
+        if EXPERIMENT_KIND_TAG not in (found.tags or {}):
+            mlf.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(found.experiment_id)
     try:
         return str(
             mlf.create_experiment(
-                name, artifact_location=experiment_artifact_location(settings, name)
+                name,
+                artifact_location=experiment_artifact_location(settings, name),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
             )
         )
     except MlflowException:
