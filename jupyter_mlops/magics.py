@@ -155,6 +155,13 @@ def help_message() -> str:
     return "\n".join(lines)
 
 
+def _masked_count() -> int:
+    """Secret values and literals kept out of the records so far in this kernel."""
+    session = api.active_session()
+    redactor = getattr(session.recorder, "redactor", None) if session else None
+    return int(getattr(redactor, "masked", 0))
+
+
 def _status_text() -> str:
     info = api.status()
     return "\n".join(
@@ -166,6 +173,7 @@ def _status_text() -> str:
             f"notebook:      {info.notebook or '(unknown)'}",
             f"session run:   {info.session_run_id or '(not written yet)'}",
             f"cells tracked: {info.cells_recorded}",
+            f"masked:        {_masked_count()} secret values kept out of params and source",
             f"queued bytes:  {info.bytes_pending}"
             + ("" if info.drainer_alive else "  (writer not running)"),
         ]
