@@ -249,7 +249,7 @@ def test_deployment_files_are_private(registry: Settings) -> None:
         assert d.token
         post_with = urllib.request.Request(
             f"{d.url}/invocations",
-            data=json.dumps({"inputs": [[1, 2, 3, 4]]}).encode(),
+            data=json.dumps({"inputs": [[1.0, 2.0, 3.0, 4.0]]}).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {d.token}"},
         )
         with urllib.request.urlopen(post_with, timeout=10) as response:
