@@ -106,6 +106,25 @@ def check_shape(spec: TensorSpec, shape: tuple[int, ...] | list[int], what: str)
         )  # fmt: skip
 
 
+def tensor_signature(onnx_path: Path) -> bool | None:
+    """The MLflow signature beside the ONNX file: None without one (or one of columns),
+    True for named tensors, False for one unnamed tensor (what ``package()`` logs)."""
+    import json
+
+    import yaml
+
+    try:
+        meta = yaml.safe_load((onnx_path.parent / "MLmodel").read_text(encoding="utf-8"))
+        inputs = json.loads(meta["signature"]["inputs"])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(inputs, list) or not all(
+        isinstance(i, dict) and i.get("type") == "tensor" for i in inputs
+    ):
+        return None
+    return all("name" in i for i in inputs)
+
+
 class ServedVersion:
     """A model version ready to answer requests."""
 
@@ -120,6 +139,8 @@ class ServedVersion:
         self.inputs = [_spec(i) for i in self.session.get_inputs()]
         self.output_specs = [_spec(o) for o in self.session.get_outputs()]
         self.outputs = [o.name for o in self.output_specs]
+        #: MLflow casts request data to a tensor signature's dtype, and only then
+        self.signature = tensor_signature(path)
 
     def coerce(self, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
         """Check names, dtypes and shapes against the signature; arrays ready for the session."""
@@ -164,9 +185,11 @@ class ServedVersion:
         want = np.dtype(spec.dtype)
         if array.dtype == want:
             return array
-        if want == np.float32 and kind == "f":
+        if (want == np.float32 and kind == "f") or (
+            self.signature is not None and want.kind == "f" and kind in "iuf"
+        ):
             with np.errstate(over="ignore"):  # beyond float32's range is inf, as MLflow casts
-                return array.astype(np.float32)
+                return array.astype(want)
         got = {"b": "true/false", "i": "integers", "u": "integers", "f": "floats"}[kind]
         if want.kind == "f":
             hint = " (write 1.0, not 1)"

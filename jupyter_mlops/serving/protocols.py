@@ -113,7 +113,8 @@ def parse(raw: bytes, mime: str, served: ServedVersion) -> Parsed:
     value = body[key]
     if key in ("inputs", "instances"):
         return Parsed(_tensors(value, key, served), frame=False)
-    return Parsed(_table(_frame(value, key), served), frame=True)
+    # under a tensor signature MLflow turns the table into that tensor before predicting
+    return Parsed(_table(_frame(value, key), served), frame=served.signature is None)
 
 
 def _tensors(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
@@ -125,6 +126,12 @@ def _tensors(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
             for name, v in row.items():
                 columns.setdefault(name, []).append(v)
         return columns
+    if isinstance(value, dict) and served.signature is False:
+        raise invalid(
+            "Failed to parse input data. This model contains an un-named  model signature "
+            "which expects a single n-dimensional array or a single value as input, however, "
+            f"an input of type {type(value)} was found."
+        )
     if isinstance(value, dict):
         names = [s.name for s in served.inputs]
         if set(value) != set(names):
@@ -137,7 +144,11 @@ def _tensors(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
         raise RequestError(
             400, f"{EVALUATION_FAILED} This model has inputs {names}: send an object of them."
         )
-    return {served.inputs[0].name: value}
+    try:  # as MLflow does, so a ragged list gets numpy's own words
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError, RecursionError) as err:
+        raise invalid(str(err)) from None
+    return {served.inputs[0].name: array}
 
 
 def _frame(value: Any, key: str) -> Any:
@@ -191,7 +202,7 @@ def _csv(raw: bytes, served: ServedVersion) -> Parsed:
             "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
             f"method. Error: '{err}'",
         ) from None
-    return Parsed(_table(frame, served), frame=True)
+    return Parsed(_table(frame, served), frame=served.signature is None)
 
 
 def _table(frame: Any, served: ServedVersion) -> dict[str, Any]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import signal
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,3 +102,55 @@ def expected(version: str, x: np.ndarray) -> np.ndarray:
 @pytest.fixture
 def project_dir(registry: Settings) -> Path:
     return registry.project_dir
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pings(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def start_server(
+    command: list[str], port: int, log: Path, env: dict[str, str], cwd: Path,
+    timeout: float = 240.0,
+) -> subprocess.Popen[bytes]:  # fmt: skip
+    """A server process in its own session, returned once ``/ping`` answers 200."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                                start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    try:
+        while not _pings(port):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{command[:3]} exited: {log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command[:3]} not up in {timeout:g} s")
+            time.sleep(0.2)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, SIGKILL what is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -130,7 +130,7 @@ def _v2(**item: object) -> bytes:
         ("POST", "/invocations", b'{"inputs": [["a", "b", "c", "d"]]}', {}, 400,
          "input 'input': expected numbers"),
         ("POST", "/invocations", b'{"inputs": [[1, 2, 3], [4]]}', {}, 400,
-         "input 'input' is not a rectangular array"),
+         "Invalid input. setting an array element with a sequence."),
         ("POST", "/invocations", b'{"inputs": {"x": [[1.0, 2.0, 3.0, 4.0]]}}', {}, 400,
          "The model's inputs are ['input'], got ['x']."),
         ("POST", "/invocations", b'{"rows": []}', {}, 400, "exactly one of the input fields"),
