@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jupyter_mlops.config import TrackingSettings
+from jupyter_mlops.config import TrackingSettings, load_settings
+from jupyter_mlops.exceptions import ConfigError
 from jupyter_mlops.tracking.capture import MetricNamer, snapshot
 from jupyter_mlops.tracking.redact import MASK, MASKED_REASON, Redactor, name_looks_secret
 
@@ -219,3 +221,36 @@ def test_snapshot_skips_secrets_with_a_reason_and_counts_them(redactor: Redactor
     assert captured.skipped == {"api_key": MASKED_REASON, "db_url": MASKED_REASON}
     assert MASKED_REASON == "masked: looks like a secret"
     assert redactor.masked == 2
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (
+            "tracking:\n  secret_patterns: corp-.*\n",
+            "tracking.secret_patterns: must be a list of regular expressions",
+        ),
+        (
+            "tracking:\n  secret_patterns: ['corp-(']\n",
+            "tracking.secret_patterns: 'corp-(' is not a regular expression: "
+            "missing ), unterminated subpattern at position 5",
+        ),
+        (
+            "tracking:\n  export_tracking_uri: 1\n",
+            "tracking.export_tracking_uri: must be true or false",
+        ),
+    ],
+)
+def test_bad_secret_settings_name_the_field(tmp_path: Path, yaml_text: str, message: str) -> None:
+    (tmp_path / "mlops.yaml").write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path)
+    assert str(err.value) == f"{tmp_path / 'mlops.yaml'}: {message}"
+
+
+def test_secret_patterns_come_from_mlops_yaml(tmp_path: Path) -> None:
+    (tmp_path / "mlops.yaml").write_text('tracking:\n  secret_patterns: ["^corp-[a-z0-9]{20}$"]\n')
+    settings = load_settings(tmp_path).tracking
+    assert settings.secret_patterns == ("^corp-[a-z0-9]{20}$",)
+    assert settings.export_tracking_uri is True
+    assert Redactor(settings, environ={}).is_secret("x", "corp-abcdefghij0123456789")
