@@ -177,6 +177,16 @@ def _status_text() -> str:
             f"queued bytes:  {info.bytes_pending}"
             + ("" if info.drainer_alive else "  (writer not running)"),
         ]
+        + (
+            [f"waiting:       {info.records_waiting} records waiting in memory for the disk"]
+            if info.records_waiting
+            else []
+        )
+        + (
+            [f"dropped:       {info.records_dropped} records (too many waited for the disk)"]
+            if info.records_dropped
+            else []
+        )
     )
 
 

@@ -20,7 +20,8 @@ from ..config import Settings
 
 Event = dict[str, Any]
 
-_MAX_RESTARTS = 3
+#: Crashes in a row (with no write in between) after which writes pause until a flush.
+MAX_CRASHES = 3
 
 
 def _package_root() -> str:
@@ -36,7 +37,7 @@ class DrainerHandle:
         self._on_event = on_event
         self._proc: subprocess.Popen[bytes] | None = None
         self._closing = False
-        self._restarts = 0
+        self._crashes = 0
         self._tokens = itertools.count(1)
         self._waiters: dict[str, tuple[threading.Event, list[Event]]] = {}
         self._lock = threading.Lock()
@@ -95,17 +96,34 @@ class DrainerHandle:
                 continue
             self._handle(event)
         code = proc.wait()
-        if self._closing:
+        if self._closing or proc is not self._proc:
             return
-        self._on_event({"event": "drainer_exit", "code": code})
-        if self._restarts < _MAX_RESTARTS:
-            self._restarts += 1
+        self._crashes += 1
+        restarting = self._crashes < MAX_CRASHES
+        self._on_event(
+            {
+                "event": "drainer_exit",
+                "code": code,
+                "crashes": self._crashes,
+                "restarting": restarting,
+            }
+        )
+        if restarting:
             self.start()
+
+    def restart(self) -> None:
+        """Start the writer again after it stopped (an explicit ``flush`` resumes writes)."""
+        if self.alive:
+            return
+        self._crashes = 0
+        self.start()
 
     def _handle(self, event: Event) -> None:
         kind = event.get("event")
         if kind in ("progress", "flushed"):
             self.offset = max(self.offset, int(event.get("offset", 0)))
+            if kind == "progress" or event.get("ok"):
+                self._crashes = 0  # it writes: earlier crashes are forgiven
         if kind == "session":
             self.session_run_id = event.get("run_id")
             self.experiment_id = event.get("experiment_id")

@@ -14,10 +14,12 @@ kernel). A drainer moves records into MLflow and keeps its progress in
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,22 +64,89 @@ class JournalPaths:
                 p.unlink()
 
 
-class JournalWriter:
-    """Kernel side: appends records, one ``os.write`` each."""
+#: Records kept in memory while the journal cannot be written (a full or failing disk).
+MAX_WAITING = int(os.environ.get("JUPYTER_MLOPS_MAX_WAITING", "10000"))
 
-    def __init__(self, paths: JournalPaths):
+
+class JournalWriter:
+    """Kernel side: appends records, one ``os.write`` each.
+
+    When the disk refuses a write (full, failing, read-only), the record waits in a bounded
+    queue in memory and every later append, ``retry()`` or ``close()`` tries to write the
+    queue first, in order. Past ``MAX_WAITING`` the oldest waiting records are dropped and
+    counted in ``dropped``; nothing is lost without being counted.
+    """
+
+    def __init__(self, paths: JournalPaths, max_waiting: int = MAX_WAITING):
         paths.journal.parent.mkdir(parents=True, exist_ok=True)
         self.paths = paths
         self._fd = os.open(paths.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.bytes_written = os.fstat(self._fd).st_size
+        self.max_waiting = max_waiting
+        self.waiting: deque[bytes] = deque()
+        self.dropped = 0
+        #: records that had to wait since the queue was last empty
+        self.waited = 0
+        #: the error that made records wait, until they are all written
+        self.error: OSError | None = None
+        # a torn write that could not be cut off: the next line starts on a fresh line
+        self._torn = False
 
-    def append(self, record: Record) -> None:
+    def append(self, record: Record) -> bool:
+        """Write ``record`` (after any waiting ones); False when it had to wait in memory."""
         data = (_dumps(record) + "\n").encode()
-        os.write(self._fd, data)
-        self.bytes_written += len(data)
+        if self.waiting and not self.retry():
+            self._wait(data)
+            return False
+        try:
+            self._write(data)
+        except OSError as err:
+            self.error = err
+            self._wait(data)
+            return False
+        return True
+
+    def retry(self) -> bool:
+        """Write waiting records; True when none is left waiting."""
+        while self.waiting:
+            try:
+                self._write(self.waiting[0])
+            except OSError as err:
+                self.error = err
+                return False
+            self.waiting.popleft()
+        self.error = None
+        return True
+
+    def _wait(self, data: bytes) -> None:
+        if not self.waiting:
+            self.waited = 0
+        self.waited += 1
+        self.waiting.append(data)
+        while len(self.waiting) > self.max_waiting:
+            self.waiting.popleft()
+            self.dropped += 1
+
+    def _write(self, data: bytes) -> None:
+        if self._fd < 0:
+            raise OSError(errno.EBADF, "the journal is closed")
+        if self._torn:
+            data = b"\n" + data
+        written = os.write(self._fd, data)
+        if written < len(data):
+            # a short write on a full disk: cut it off so the next record is a clean line
+            try:
+                os.ftruncate(self._fd, self.bytes_written)
+            except OSError:
+                self._torn = True
+                self.bytes_written += written
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (a write was cut short)")
+        self._torn = False
+        self.bytes_written += written
 
     def close(self) -> None:
         if self._fd >= 0:
+            self.retry()
             os.close(self._fd)
             self._fd = -1
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import TrackingSettings
+from .bindings import BeforeCell, bound_by_cell, failing_line
 from .capture import MetricNamer, bound_names, snapshot
 from .journal import JournalWriter, Record
 
@@ -36,6 +37,8 @@ class _CellInFlight:
     raw: str
     cell_id: str | None
     skip: bool
+    names: tuple[str, ...] = ()
+    before: BeforeCell | None = None
     record_id: str = field(default_factory=lambda: os.urandom(16).hex())
     params: dict[str, Any] = field(default_factory=dict)
     metrics: list[list[Any]] = field(default_factory=list)
@@ -83,6 +86,9 @@ class CellRecorder:
         self.recorded = 0
         self._warnings: list[str] = []
         self._recording_failed = False
+        self._waiting_told = False
+        self._dropped_told = 0
+        self._dropped_at_wait = 0
 
     # -- hooks ------------------------------------------------------------------------
     def register(self) -> None:
@@ -105,13 +111,18 @@ class CellRecorder:
             return
         try:
             raw = info.raw_cell or ""
-            self._current = _CellInFlight(
+            cell = _CellInFlight(
                 start=time.time(),
                 perf=time.perf_counter(),
                 raw=raw,
                 cell_id=getattr(info, "cell_id", None),
                 skip=not self.enabled or raw.lstrip().startswith(_SKIP_PREFIX),
             )
+            self._current = cell
+            if not cell.skip:
+                # the values the cell may rebind, so that only what it did bind is recorded
+                cell.names = bound_names(raw, self._transform)
+                cell.before = BeforeCell(cell.names, self.shell.user_ns)
         except Exception as err:
             self._fail(err)
 
@@ -127,7 +138,7 @@ class CellRecorder:
                 self._record(cell, result)
         except Exception as err:
             self._fail(err)
-        self._show_warnings()
+        self.show_warnings()
 
     # -- explicit logging -----------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -169,6 +180,40 @@ class CellRecorder:
         self.journal.append(
             {"type": "session_tags", "session": self.session_id, "tags": dict(tags)}
         )
+        self.journal_notices()
+
+    def save_waiting(self) -> bool:
+        """Write records that wait in memory for the disk; True when none is left."""
+        done = self.journal.retry()
+        self.journal_notices()
+        return done
+
+    def journal_notices(self) -> None:
+        """One notice when records start to wait for the disk, one when they are saved."""
+        journal = self.journal
+        if journal.waiting and not self._waiting_told:
+            self._waiting_told = True
+            self._dropped_at_wait = journal.dropped
+            self.warn(
+                f"cannot write the tracking journal ({journal.error}). Your cells run as "
+                f"usual; {len(journal.waiting)} record(s) wait in memory (up to "
+                f"{journal.max_waiting}) and are saved as soon as the disk takes them "
+                "(next cell, %mlops flush or shutdown). %mlops status counts them."
+            )
+        if journal.dropped > self._dropped_told:
+            self.warn(
+                f"{journal.dropped - self._dropped_told} tracking record(s) dropped: more "
+                f"than {journal.max_waiting} were waiting for the disk"
+            )
+            self._dropped_told = journal.dropped
+        if not journal.waiting and self._waiting_told:
+            self._waiting_told = False
+            dropped = journal.dropped - self._dropped_at_wait
+            self.warn(
+                "the tracking journal is writable again: "
+                f"{journal.waited - dropped} waiting record(s) saved"
+                + (f", {dropped} dropped" if dropped else "")
+            )
 
     @property
     def current_record_id(self) -> str | None:
@@ -188,10 +233,18 @@ class CellRecorder:
     def _record(self, cell: _CellInFlight, result: Any) -> None:
         end = time.time()
         duration = time.perf_counter() - cell.perf
-        names = bound_names(cell.raw, self._transform)
-        captured = snapshot(
-            names, self.shell.user_ns, self._is_metric, self._settings.max_param_length
+        status, error = _status(result)
+        err = getattr(result, "error_in_exec", None)
+        namespace = self.shell.user_ns
+        names = bound_by_cell(
+            cell.names,
+            cell.raw,
+            cell.before,
+            namespace,
+            finished=status == "FINISHED",
+            stopped_at=failing_line(err, getattr(self.shell, "user_global_ns", namespace)),
         )
+        captured = snapshot(names, namespace, self._is_metric, self._settings.max_param_length)
         explicit = {m[0] for m in cell.metrics}
         end_ms = _millis(end)
         metrics = cell.metrics + [
@@ -199,7 +252,6 @@ class CellRecorder:
             for name, value in captured.metrics.items()
             if name not in explicit
         ]
-        status, error = _status(result)
         record: Record = {
             "type": "cell",
             "id": cell.record_id,
@@ -228,6 +280,7 @@ class CellRecorder:
         self.journal.append(record)
         self.recorded += 1
         self.recent.append(record)
+        self.journal_notices()
 
     def _fail(self, err: BaseException) -> None:
         if not self._recording_failed:
@@ -240,7 +293,7 @@ class CellRecorder:
         """Queue a one-line notice, shown after the current (or next) cell."""
         self._warnings.append(message)
 
-    def _show_warnings(self) -> None:
+    def show_warnings(self) -> None:
         while self._warnings:
             message = self._warnings.pop(0)
             try:

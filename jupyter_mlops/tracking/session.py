@@ -25,8 +25,6 @@ from .recorder import CellRecorder
 
 #: Experiment of a session whose notebook is unknown (a console, a script).
 INTERACTIVE_EXPERIMENT = "interactive"
-#: How long kernel shutdown waits for the drainer to write the last records.
-EXIT_FLUSH_SECONDS = float(os.environ.get("JUPYTER_MLOPS_EXIT_FLUSH", "10"))
 
 
 def detect_notebook(user_ns: dict[str, Any], cwd: Path | None = None) -> Path | None:
@@ -66,6 +64,10 @@ class SessionInfo:
     drainer_alive: bool
     cells_recorded: int
     bytes_pending: int
+    #: records waiting in memory because the journal could not be written
+    records_waiting: int = 0
+    #: records dropped because too many were waiting
+    records_dropped: int = 0
 
 
 class TrackingSession:
@@ -126,10 +128,19 @@ class TrackingSession:
             self._store_warned = False
             self.recorder.warn("tracking store reachable again; journal replayed.")
         elif kind == "drainer_exit":
-            self.recorder.warn(
-                f"the tracking writer stopped (exit code {event.get('code')}); restarting it. "
-                f"Log: {self.settings.relative(self.settings.state_dir / 'logs')}"
-            )
+            logs = self.settings.relative(self.settings.state_dir / "logs")
+            if event.get("restarting"):
+                self.recorder.warn(
+                    f"the tracking writer stopped (exit code {event.get('code')}); restarted "
+                    f"it. Log: {logs}"
+                )
+            else:
+                self.recorder.warn(
+                    f"the tracking writer stopped (exit code {event.get('code')}) "
+                    f"{event.get('crashes')} times in a row: tracking writes are paused. "
+                    f"Records are kept in {self.settings.relative(self.paths.journal)}; "
+                    f"%mlops flush restarts the writer. Log: {logs}"
+                )
 
     def info(self) -> SessionInfo:
         return SessionInfo(
@@ -144,14 +155,24 @@ class TrackingSession:
             drainer_alive=self.drainer.alive,
             cells_recorded=self.recorder.recorded,
             bytes_pending=max(0, self.journal.bytes_written - self.drainer.offset),
+            records_waiting=len(self.journal.waiting),
+            records_dropped=self.journal.dropped,
         )
 
     def flush(self, timeout: float = 30.0) -> Event | None:
         """Write everything recorded so far to the store; the drainer's answer."""
+        self.recorder.save_waiting()
+        if not self.drainer.alive:
+            # paused after too many crashes: an explicit flush is the way to resume
+            self.drainer.restart()
         return self.drainer.flush(timeout)
 
-    def end(self, status: str = "FINISHED", wait: float = EXIT_FLUSH_SECONDS) -> None:
-        """Close the session run, hand the rest to the drainer, wait up to ``wait`` s."""
+    def end(self, status: str = "FINISHED", wait: float = 0.0) -> None:
+        """Close the session run and hand the rest to the writer process.
+
+        The writer outlives the kernel (its own process session) and finishes the journal
+        once the kernel's lock is free, so shutdown waits for nothing unless ``wait`` asks.
+        """
         if self._ended:
             return
         self._ended = True
@@ -168,5 +189,14 @@ class TrackingSession:
         if wait > 0:
             self.drainer.flush(wait)
         self.journal.close()
+        if self.journal.waiting:
+            self.recorder.warn(
+                f"{len(self.journal.waiting)} tracking record(s) are lost: the disk did not "
+                f"take them before the kernel stopped ({self.journal.error})"
+            )
+            self.recorder.show_warnings()
         self._kernel_lock.release()
-        self.drainer.close(wait=min(wait, 5.0))
+        if not self.drainer.alive:
+            # paused or crashed: a detached writer still finishes what the kernel leaves
+            self.drainer.restart()
+        self.drainer.close()

@@ -1,0 +1,145 @@
+"""A full disk loses no record: the journal's records wait in memory and are saved later.
+
+The project lives on a small tmpfs that the test fills with a ballast file, so the disk
+itself refuses the writes (ENOSPC), as it would for a user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+from jupyter_mlops.tracking.journal import JournalPaths, JournalWriter, read_records
+from tests.conftest import drain, runs_of_kind
+
+FULL_CELLS = 60
+
+
+@contextlib.contextmanager
+def small_filesystem(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a ballast file until the filesystem is full."""
+    ballast = directory / "ballast"
+    with open(ballast, "wb", buffering=0) as fh:
+        for size in (1 << 16, 512, 1):  # big blocks first, then what is left of the last page
+            with contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * size)
+    return ballast
+
+
+def test_short_writes_wait_in_memory_and_keep_their_order(tmp_path: Path) -> None:
+    with small_filesystem(tmp_path / "fs", "256k") as fs:
+        paths = JournalPaths.for_session(fs / "journal", "s")
+        writer = JournalWriter(paths, max_waiting=5)
+        assert writer.append({"n": 0})
+        ballast = fill(fs)
+        # the journal's last page still has room for a record or two; then a write is cut
+        # short at the page's end, and every later one is refused
+        results = [writer.append({"n": i, "pad": "x" * 1500}) for i in range(1, 11)]
+        fitted = results.count(True)
+        assert fitted < 3 and results == [True] * fitted + [False] * (10 - fitted)
+        assert writer.error is not None and "No space left" in str(writer.error)
+        assert len(writer.waiting) == 5 and writer.dropped == 10 - fitted - 5
+        ballast.unlink()
+        assert writer.append({"n": 11})
+        assert not writer.waiting and writer.error is None
+        writer.close()
+        numbers = [r["n"] for _, r in read_records(paths.journal, 0)]
+        # the torn write was cut off, the oldest waiting ones were dropped and counted, the
+        # rest kept their order
+        assert numbers == [0, *range(1, fitted + 1), 6, 7, 8, 9, 10, 11]
+
+
+def _execute(kc: object, code: str) -> str:
+    """Run ``code`` in the kernel; what it printed. The cell itself must succeed."""
+    err: list[str] = []
+
+    def grab(msg: dict) -> None:
+        if msg["msg_type"] == "stream":
+            err.append(msg["content"]["text"])
+
+    reply = kc.execute_interactive(code, output_hook=grab, timeout=120)  # type: ignore[attr-defined]
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(err)
+
+
+@pytest.mark.slow
+def test_cells_run_on_a_full_disk_are_all_recorded_once_it_is_freed(tmp_path: Path) -> None:
+    with small_filesystem(tmp_path / "fs", "48m") as fs:
+        project = fs / "project"
+        project.mkdir()
+        (project / "mlops.yaml").write_text("")
+        notebook = project / "full.ipynb"
+        env = {
+            **os.environ,
+            "JUPYTER_MLOPS_NOTEBOOK": str(notebook),
+            "MLFLOW_TRACKING_URI": "",
+            "MLFLOW_REGISTRY_URI": "",
+        }
+        env = {k: v for k, v in env.items() if v}
+        km, kc = start_new_kernel(kernel_name="python3", cwd=str(project), env=env)
+        try:
+            _execute(kc, "%load_ext jupyter_mlops")
+            for i in range(5):
+                _execute(kc, f"before_{i} = {i}")
+            assert "in the store" in _execute(kc, "%mlops flush")
+            ballast = fill(fs)
+            notices = "".join(_execute(kc, f"full_{i} = {i}") for i in range(FULL_CELLS))
+            assert notices.count("cannot write the tracking journal") == 1, notices
+            assert "No space left on device" in notices
+            assert "wait in memory" in notices
+            status = _execute(kc, "%mlops status")
+            assert "records waiting" in status, status
+            ballast.unlink()
+            saved = _execute(kc, "after_0 = 0")
+            # the 60 cells and the status cell, but for those that fit in the journal's
+            # last page before the disk refused
+            found = re.search(r"writable again: (\d+) waiting record\(s\) saved$", saved.strip())
+            assert found and FULL_CELLS - 10 < int(found.group(1)) <= FULL_CELLS + 1, saved
+            for i in range(1, 5):
+                _execute(kc, f"after_{i} = {i}")
+            _execute(kc, "%mlops flush")
+        finally:
+            km.shutdown_kernel(now=False)
+            kc.stop_channels()
+        deadline = time.monotonic() + 120
+        while list((project / ".mlops" / "journal").glob("*.jsonl")):
+            assert time.monotonic() < deadline, "the writer did not finish the journal"
+            time.sleep(0.2)
+        drain(project)
+        cells = runs_of_kind(project, "cell", "full.ipynb")
+        params = [next(iter(c.data.params), None) for c in cells]
+        expected = (
+            [f"before_{i}" for i in range(5)]
+            + [None]  # %mlops flush
+            + [f"full_{i}" for i in range(FULL_CELLS)]
+            + [None]  # the status cell
+            + [f"after_{i}" for i in range(5)]
+            + [None]
+        )
+        assert params == expected
+        assert len({c.data.tags["mlops.record_id"] for c in cells}) == len(cells)
+        assert all(c.info.status == "FINISHED" for c in cells)
