@@ -23,6 +23,7 @@ from ..config import TrackingSettings
 from .bindings import BeforeCell, bound_by_cell, failing_line
 from .capture import MetricNamer, bound_names, snapshot
 from .journal import JournalWriter, Record
+from .redact import MASK, Redactor
 
 #: what MLflow accepts as a metric or param name
 _VALID_KEY = re.compile(r"^[\w\-./ ]{1,250}$")
@@ -78,6 +79,8 @@ class CellRecorder:
         self.enabled = enabled
         self._settings = settings
         self._is_metric = MetricNamer(settings.metric_pattern, settings.metrics)
+        #: secrets are masked here, before the journal: what never reaches disk cannot leak
+        self.redactor = Redactor(settings)
         self._transform: Callable[[str], str] | None = getattr(shell, "transform_cell", None)
         self._depth = 0
         self._current: _CellInFlight | None = None
@@ -173,13 +176,16 @@ class CellRecorder:
                     f"value of {len(text)} characters (limit {self._settings.max_param_length})"
                 )
                 continue
+            if self.redactor.is_secret(name, text):
+                self.redactor.masked += 1
+                self.warn(f"log_params: {name!r} looks like a secret; logged as {MASK!r}")
+                text = MASK
             cell.params[name] = value if isinstance(value, (bool, int, float)) else text
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags for the session run, written at once."""
-        self.journal.append(
-            {"type": "session_tags", "session": self.session_id, "tags": dict(tags)}
-        )
+        masked = {k: self.redactor.mask_text(str(v)) for k, v in tags.items()}
+        self.journal.append({"type": "session_tags", "session": self.session_id, "tags": masked})
         self.journal_notices()
 
     def save_waiting(self) -> bool:
@@ -244,7 +250,15 @@ class CellRecorder:
             finished=status == "FINISHED",
             stopped_at=failing_line(err, getattr(self.shell, "user_global_ns", namespace)),
         )
-        captured = snapshot(names, namespace, self._is_metric, self._settings.max_param_length)
+        redactor = self.redactor
+        captured = snapshot(
+            names, namespace, self._is_metric, self._settings.max_param_length, redactor
+        )
+        # after the snapshot, which remembers the secret values it met, so the source is
+        # masked for those too
+        source = redactor.mask_source(cell.raw)
+        if error:
+            error["message"] = redactor.mask_text(error["message"])
         explicit = {m[0] for m in cell.metrics}
         end_ms = _millis(end)
         metrics = cell.metrics + [
@@ -262,8 +276,8 @@ class CellRecorder:
             "duration_s": round(duration, 6),
             "execution_count": getattr(result, "execution_count", None),
             "cell_id": cell.cell_id,
-            "source": cell.raw,
-            "source_hash": hashlib.sha1(cell.raw.encode()).hexdigest(),
+            "source": source,
+            "source_hash": hashlib.sha1(source.encode()).hexdigest(),
             "status": status,
             "params": {**captured.params, **cell.params},
             "metrics": metrics,
@@ -276,7 +290,7 @@ class CellRecorder:
         if skipped:
             record["skipped"] = skipped
         if cell.tags:
-            record["tags"] = cell.tags
+            record["tags"] = {k: redactor.mask_text(str(v)) for k, v in cell.tags.items()}
         self.journal.append(record)
         self.recorded += 1
         self.recent.append(record)
