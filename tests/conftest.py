@@ -161,6 +161,25 @@ def _stop_started_servers() -> Iterator[None]:
         stop_server(_STARTED_SERVERS.pop())
 
 
+def stop_deployments(settings: Settings) -> None:
+    """Stop every deployment of a project that still runs; when ``undeploy`` fails, its
+    process group is stopped anyway, and the first error is raised after the others."""
+    from jupyter_mlops._process import stop_process
+    from jupyter_mlops.serving import manager
+
+    errors: list[Exception] = []
+    for d in manager.deployments(settings=settings):
+        if d.status == "stopped":
+            continue
+        try:
+            manager.undeploy(d.id, settings=settings)
+        except Exception as err:
+            errors.append(err)
+            stop_process(d.pid)
+    if errors:
+        raise errors[0]
+
+
 @pytest.fixture
 def stop_later() -> Iterator[Callable[[subprocess.Popen[Any] | int], None]]:
     """``stop_later(proc_or_pid)``: stopped (SIGTERM, then SIGKILL; its whole group when it

@@ -24,9 +24,8 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403
 from jupyter_mlops import store
 from jupyter_mlops.config import Settings, load_settings
 from jupyter_mlops.registry.service import promote, register
-from jupyter_mlops.serving import manager
 from jupyter_mlops.tracking.journal import JournalPaths, JournalWriter
-from tests.conftest import ENV_KEYS
+from tests.conftest import ENV_KEYS, stop_deployments
 from tests.serving.conftest import WEIGHTS, linear_onnx
 
 SERVER_CONFIG = Path(__file__).parents[2] / "jupyter-config/server-config/jupyter_mlops.json"
@@ -72,11 +71,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         store.client(settings)
         try:
             yield settings
-        finally:
-            for d in manager.deployments(settings=settings):
-                if d.status != "stopped":
-                    manager.undeploy(d.id, settings=settings)
-            store.forget_clients()
+        finally:  # every model server a REST test started, whatever became of the tests
+            try:
+                stop_deployments(settings)
+            finally:
+                store.forget_clients()
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +135,10 @@ class Session:
     ) -> str:
         self.count += 1
         start = _now()
-        time.sleep(0.002)  # distinct start times keep "newest first" well defined
         end = _now()
+        while end <= start:  # distinct start times keep "newest first" well defined
+            time.sleep(0.001)
+            end = _now()
         record: dict[str, Any] = {
             "type": "cell",
             "id": os.urandom(16).hex(),

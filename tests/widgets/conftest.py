@@ -19,8 +19,8 @@ import pytest
 from jupyter_mlops import store
 from jupyter_mlops.config import Settings, load_settings
 from jupyter_mlops.registry.service import promote, register
-from jupyter_mlops.serving import manager
 from jupyter_mlops.widgets import Panel
+from tests.conftest import stop_deployments
 from tests.serving.conftest import linear_onnx
 
 #: test_accuracy of each version's run: v2 fails the champion gate, v3 passes it
@@ -69,14 +69,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
                     mlflow.log_artifact(str(path))
         register(info.model_uri, "lin", settings=settings)
     promote("lin", 1, "champion", settings=settings)
-    yield settings
-    for d in manager.deployments(settings=settings):
-        if d.status != "stopped":
-            manager.undeploy(d.id, settings=settings)
-    for key, value in saved.items():
-        if value is not None:
-            os.environ[key] = value
-    store.forget_clients()
+    try:
+        yield settings
+    finally:  # every model server a panel test started, whatever became of the tests
+        try:
+            stop_deployments(settings)
+        finally:
+            for key, value in saved.items():
+                if value is not None:
+                    os.environ[key] = value
+            store.forget_clients()
 
 
 @pytest.fixture
