@@ -22,6 +22,7 @@ from typing import Any
 from .. import store
 from ..config import Settings
 from .journal import DrainState, Record
+from .redact import Redactor
 
 # MLflow's log_batch limits per call
 _MAX_PARAMS = 100
@@ -215,7 +216,7 @@ class MlflowSink:
             # a step run belongs to the pipeline runner, which logs the executed notebook
             notebook = self._session.get("notebook")
             if notebook and Path(notebook).is_file():
-                self._client.log_artifact(run_id, notebook)
+                self._log_masked_notebook(run_id, Path(notebook))
             self._client.set_terminated(run_id, status, end_time=rec.get("time"))
         self.state.session_ended = True
         self._save()
@@ -318,6 +319,42 @@ class MlflowSink:
         pending, self._session_metrics = self._session_metrics, []
         for i in range(0, len(pending), _MAX_METRICS):
             self._client.log_batch(self._require_session(), metrics=pending[i : i + _MAX_METRICS])
+
+    def _log_masked_notebook(self, run_id: str, path: Path) -> None:
+        """The notebook as an artifact, with the secrets in its sources and outputs masked."""
+        try:
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            cells = nb["cells"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # not a notebook we can read: better none than one with secrets
+        redactor = Redactor(self.settings.tracking)
+
+        def mask(text: Any, fn: Callable[[str], str]) -> Any:
+            if isinstance(text, list):
+                return fn("".join(map(str, text))).splitlines(keepends=True)
+            return fn(text) if isinstance(text, str) else text
+
+        for cell in cells:
+            if not isinstance(cell, dict):
+                continue
+            masker = redactor.mask_source if cell.get("cell_type") == "code" else redactor.mask_text
+            cell["source"] = mask(cell.get("source", ""), masker)
+            for out in cell.get("outputs") or []:
+                if not isinstance(out, dict):
+                    continue
+                if "text" in out:
+                    out["text"] = mask(out["text"], redactor.mask_text)
+                for key in ("evalue",):
+                    if key in out:
+                        out[key] = mask(out[key], redactor.mask_text)
+                if isinstance(out.get("traceback"), list):
+                    out["traceback"] = [mask(t, redactor.mask_text) for t in out["traceback"]]
+                data = out.get("data")
+                if isinstance(data, dict):
+                    for mime in list(data):
+                        if mime.startswith("text/") or mime.endswith("json"):
+                            data[mime] = mask(data[mime], redactor.mask_text)
+        self._log_text(run_id, json.dumps(nb, indent=1, ensure_ascii=False), path.name)
 
     def _log_text(self, run_id: str, text: str, name: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
