@@ -1,19 +1,23 @@
 """Our model server against ``mlflow models serve`` (the anchor), same ONNX model, same client.
 
-One registered MLP (64 -> 64 -> 10, like the digits model) is served both ways. Measured:
-launch-to-ready (process start to the first ``/ping`` 200), throughput and p50/p99 latency at
-batch 1 with 1 and 8 concurrent clients and at batch 64 with 8, then a 60 s soak of our server
-alone at 16 clients (errors and resident memory growth). Each measurement runs on ours and
-right after on MLflow's, both servers up, so load from elsewhere on the machine hits both
-alike. Our deployment captures every request to ``.mlops/inference/<id>/``, as in real use.
-The load client (``loadgen.py``) runs in its own processes on the same machine as the server;
-the CPU seconds of server, client and every other process are printed with each result, so a
+One registered MLP (64 -> 64 -> 10, like the digits model) is served three ways: ours as
+deployed (capturing every request to ``.mlops/inference/<id>/`` with the default settings),
+ours without capture, and ``mlflow models serve`` on the same registered version. Measured:
+launch-to-ready (process start to the first ``/ping`` 200, and ``jupyter mlops deploy`` from
+launch to its return, which is when the endpoint is ready); throughput and p50/p99 latency
+at batch 1 and batch 64 with 1, 8 and 32 concurrent clients; the bytes capture keeps per
+request against the request's raw tensor bytes; then a 60 s soak of ours alone at 16
+clients (errors and resident memory growth). Each measurement runs on the three servers
+back to back, all up, so load from elsewhere on the machine hits them alike. The load
+client (``loadgen.py``) runs in its own processes on the same machine as the servers; the
+CPU seconds of server, client and every other process are printed with each result, so a
 client-bound or disturbed measurement shows as such.
 
-Goals: launch-to-ready < 2 s; throughput >= 3x MLflow's at concurrency 8; p99 <= 0.5x
-MLflow's; soak with 0 errors and < 10 % growth of the server's resident memory under load
-(from 5 s into the soak to its end). ``--no-capture`` deploys ours without capture, to see
-what capture costs.
+Goals: ``jupyter mlops deploy`` < 2 s to ready; at every point throughput >= 3x MLflow's
+and p99 <= 0.5x MLflow's with capture on; capture on costs <= 10 % of the throughput
+without it; capture keeps <= 1.5x the raw tensor bytes per request; soak with 0 errors and
+< 10 % growth of the server's resident memory under load (from 5 s into the soak to its
+end).
 """
 
 from __future__ import annotations
@@ -43,18 +47,25 @@ from jupyter_mlops.config import load_settings
 from jupyter_mlops.packaging.package import package
 from jupyter_mlops.registry.service import promote, register
 from jupyter_mlops.serving import manager
+from jupyter_mlops.serving.capture_store import read_stats
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 OUR_LAUNCHES = 3
 MLFLOW_LAUNCHES = 2
 WARMUP_REQUESTS = 200
+CLI_LAUNCHES = 3
 #: (label, batch size, concurrency, requests)
 MEASUREMENTS = [
     ("batch 1, concurrency 1", 1, 1, 3000),
     ("batch 1, concurrency 8", 1, 8, 3000),
-    ("batch 64, concurrency 8", 64, 8, 1000),
+    ("batch 1, concurrency 32", 1, 32, 3000),
+    ("batch 64, concurrency 1", 64, 1, 600),
+    ("batch 64, concurrency 8", 64, 8, 600),
+    ("batch 64, concurrency 32", 64, 32, 600),
 ]
+#: float32 inputs (64) and outputs (10) of one instance
+RAW_BYTES_PER_ROW = (64 + 10) * 4
 SOAK_SECONDS = 60.0
 SOAK_CONCURRENCY = 16
 #: memory growth is measured under load, from this many seconds into the soak to its end
@@ -356,68 +367,144 @@ def launch_mlflow(settings: Any, version: str) -> tuple[list[float], subprocess.
     return launches, proc, port
 
 
-def compare(ours: Server, theirs: Server, bodies: dict[int, Path], probe: bytes) -> float:
-    """Warm-up, then each measurement on ours and right after on MLflow's, so load from
-    elsewhere on the machine hits both alike; the largest difference of their predictions."""
-    answers = [np.asarray(s.post(probe)["predictions"]["output"]) for s in (ours, theirs)]
-    for server in (ours, theirs):
+def time_cli_deploys(settings: Any) -> list[float]:
+    """``jupyter mlops deploy bench@champion`` from launch to its return (the endpoint is
+    ready then), in a fresh process each time, as a user runs it; each one is stopped."""
+    jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    took = []
+    for i in range(CLI_LAUNCHES):
+        name = f"cli-{i}"
+        t0 = time.perf_counter()
+        ran = subprocess.run(
+            [jupyter, "mlops", "deploy", "bench@champion", "--name", name],
+            cwd=settings.project_dir, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        took.append(time.perf_counter() - t0)
+        if ran.returncode != 0:
+            raise RuntimeError(f"jupyter mlops deploy failed:\n{ran.stdout}{ran.stderr}")
+        manager.undeploy(name, settings=settings)
+    return took
+
+
+@dataclass
+class CaptureBytes:
+    """Bytes the capture directory holds after each of our measurements, and requests kept."""
+
+    directory: Path
+    points: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def settle(self, sent: int) -> tuple[int, int]:
+        """Wait until the writer accounted for ``sent`` requests: (bytes on disk, written)."""
+        deadline = time.monotonic() + 60
+        while True:
+            stats = read_stats(self.directory)
+            dropped = sum(stats["dropped"].values())
+            if stats["written"] + dropped >= sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        size = sum(p.stat().st_size for p in self.directory.glob("capture-*.arrows"))
+        return size, stats["written"]
+
+    def record(self, batch: int, sent: int) -> None:
+        size, written = self.settle(sent)
+        self.points.append((batch, size, written))
+
+
+def compare(
+    servers: list[Server], bodies: dict[int, Path], probe: bytes, kept: CaptureBytes
+) -> float:
+    """Warm-up, then each measurement on the servers back to back, so load from elsewhere on
+    the machine hits them alike; the largest difference of their predictions."""
+    answers = [np.asarray(s.post(probe)["predictions"]["output"]) for s in servers]
+    for server in servers:
         server.load(bodies[1], 4, requests=WARMUP_REQUESTS)
         server.load(bodies[64], 4, requests=20)
+    kept.record(0, servers[0].sent)
     for label, batch, concurrency, requests in MEASUREMENTS:
-        for server in (ours, theirs):
+        for server in servers:
             result = server.load(bodies[batch], concurrency, requests=requests)
             server.results.append(result)
             print_result(server.name, label, result)
-    return float(np.abs(answers[0] - answers[1]).max())
+            if server is servers[0]:
+                kept.record(batch, server.sent)
+    return float(max(np.abs(answers[0] - a).max() for a in answers[1:]))
 
 
-def soak(ours: Server, bodies: dict[int, Path], settings: Any, deployment_id: str) -> dict:
+def soak(ours: Server, bodies: dict[int, Path], kept: CaptureBytes) -> dict:
     """``SOAK_SECONDS`` of batch-1 load at ``SOAK_CONCURRENCY`` on our server alone."""
     pid = ours.pids[0]
     rss_before = rss_mb(pid)
     result = ours.load(bodies[1], SOAK_CONCURRENCY, duration=SOAK_SECONDS, rss_of=pid)
-    time.sleep(1.0)  # the capture writer flushes every half second
     under_load = [mb for t, mb in result["rss_samples"] if t >= SOAK_RSS_FROM]
-    captured = 0
-    for path in (settings.state_dir / "inference" / deployment_id).glob("capture-*.jsonl"):
-        with open(path, "rb") as fh:
-            captured += sum(1 for _ in fh)
+    _, captured = kept.settle(ours.sent)
+    stats = read_stats(kept.directory)
     result.update(
         rss_before=rss_before, rss_after=rss_mb(pid), rss_start=under_load[0],
         rss_end=under_load[-1], rss_max=max(under_load), captured=captured, sent=ours.sent,
+        dropped={r: n for r, n in stats["dropped"].items() if n},
     )  # fmt: skip
     return result
 
 
-def report(ours: Server, theirs: Server, diff: float, soaked: dict, capture: bool) -> None:
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def report(
+    servers: list[Server], diff: float, soaked: dict, cli: list[float], kept: CaptureBytes
+) -> None:
+    ours, bare, theirs = servers
     print("\nsummary")
-    print(f"  same request, same predictions from both servers: max abs diff {diff:.2g}")
+    print(f"  same request, same predictions from all servers: max abs diff {diff:.2g}")
     mine, anchor = median(ours.launches), median(theirs.launches)
     print(
-        f"  {'launch to ready (median)':<24} ours {mine:.2f} s   MLflow {anchor:.2f} s   "
-        f"RATIO {mine / anchor:.2f}x   goal ours < 2 s: {'met' if mine < 2 else 'NOT met'}"
+        f"  {'server launch to ready':<28} ours {mine:.2f} s   MLflow {anchor:.2f} s   "
+        f"RATIO {mine / anchor:.2f}x"
     )
-    for (label, *_), o, t in zip(MEASUREMENTS, ours.results, theirs.results):
+    deploy = median(cli)
+    print(
+        f"  {'jupyter mlops deploy':<28} {', '.join(f'{t:.2f}' for t in cli)} s, median "
+        f"{deploy:.2f} s   RATIO to MLflow's launch {deploy / anchor:.2f}x   goal < 2 s: "
+        f"{_verdict(deploy < 2)}"
+    )
+    print("  capture on (as deployed) against MLflow, and against ours without capture:")
+    all_met = True
+    for (label, *_), o, b, t in zip(MEASUREMENTS, ours.results, bare.results, theirs.results):
         throughput = o["throughput"] / t["throughput"]
         p99 = o["p99"] / t["p99"]
-        goal = ""
-        if label == "batch 1, concurrency 8":
-            met = throughput >= 3 and p99 <= 0.5
-            goal = f"   goals >= 3x, <= 0.5x: {'met' if met else 'NOT met'}"
+        cost = 1 - o["throughput"] / b["throughput"]
+        met = throughput >= 3 and p99 <= 0.5
+        all_met &= met
         print(
-            f"  {label:<24} RATIO throughput ours/MLflow {throughput:5.2f}x   "
-            f"RATIO p99 ours/MLflow {p99:5.2f}x{goal}"
+            f"    {label:<24} RATIO throughput {throughput:5.2f}x  p99 {p99:5.2f}x "
+            f"({_verdict(met)})   capture costs {cost:+6.1%} throughput "
+            f"({_verdict(cost <= 0.10)}); without capture {b['throughput'] / t['throughput']:.2f}x"
         )
+    print(f"    goals >= 3x throughput, <= 0.5x p99 at every point: {_verdict(all_met)}")
+    previous = kept.points[0]
+    for batch, size, written in kept.points[1:]:
+        requests = written - previous[2]
+        if requests > 0 and size >= previous[1]:
+            per = (size - previous[1]) / requests
+            raw = batch * RAW_BYTES_PER_ROW
+            print(
+                f"    capture at batch {batch:<3} {per:8.0f} bytes per request, raw tensors "
+                f"{raw} bytes: RATIO {per / raw:.2f}x (goal <= 1.5x: {_verdict(per <= 1.5 * raw)})"
+            )
+        previous = (batch, size, written)
     growth = (soaked["rss_end"] - soaked["rss_start"]) / soaked["rss_start"]
     print(
         f"  soak of ours, {SOAK_SECONDS:.0f} s at concurrency {SOAK_CONCURRENCY}, batch 1, "
-        f"capture {'on' if capture else 'off'}: {soaked['requests']} requests "
+        f"capture on: {soaked['requests']} requests "
         f"({soaked['throughput']:.0f} req/s), {soaked['errors']} errors, "
         f"p50 {soaked['p50']:.2f} ms, p99 {soaked['p99']:.2f} ms"
     )
     print(f"    {cpu_note(soaked)}")
-    if capture:
-        print(f"    captured: {soaked['captured']} of the {soaked['sent']} requests sent to ours")
+    print(
+        f"    captured: {soaked['captured']} of the {soaked['sent']} requests sent to ours; "
+        f"dropped {soaked['dropped'] or 'none'}"
+    )
     print(
         f"    server RSS under load: {soaked['rss_start']:.1f} MB at {SOAK_RSS_FROM:g} s, "
         f"{soaked['rss_end']:.1f} MB at the end (max {soaked['rss_max']:.1f}), "
@@ -429,8 +516,8 @@ def report(ours: Server, theirs: Server, diff: float, soaked: dict, capture: boo
         f"{theirs.results[-1]['rss']:.1f} MB"
     )
     met = soaked["errors"] == 0 and growth < 0.10
-    print(f"    goals 0 errors, growth < 10 %: {'met' if met else 'NOT met'}")
-    runs = [*ours.results, *theirs.results, soaked]
+    print(f"    goals 0 errors, growth < 10 %: {_verdict(met)}")
+    runs = [*ours.results, *bare.results, *theirs.results, soaked]
     if any(disturbed(r) for r in runs):
         print(
             f"  {sum(disturbed(r) for r in runs)} of {len(runs)} measurements were DISTURBED: "
@@ -442,10 +529,13 @@ def report(ours: Server, theirs: Server, diff: float, soaked: dict, capture: boo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--no-capture", action="store_true", help="deploy ours without request capture"
+        "--quick", action="store_true", help="a tenth of the requests and a 5 s soak: a smoke run"
     )
     args = parser.parse_args()
-    capture = not args.no_capture
+    if args.quick:
+        global SOAK_SECONDS
+        SOAK_SECONDS = 5.0
+        MEASUREMENTS[:] = [(label, b, c, n // 10) for label, b, c, n in MEASUREMENTS]
     # a SIGTERM unwinds like Ctrl-C, so the servers started here are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     torch.set_num_threads(1)
@@ -459,32 +549,36 @@ def main() -> None:
     probe_rows = np.round(np.random.default_rng(1).random((4, 64)), 4)
     probe = json.dumps({"inputs": probe_rows.tolist()}).encode()
     print(f"model: MLP 64-64-10 packaged to ONNX, registered as bench/{version} @champion")
-    where = "on: every request written to .mlops/inference/<id>/" if capture else "off"
-    print(f"ours: jupyter_mlops.serving, capture {where}")
+    print("ours: jupyter_mlops.serving, capture on as deployed (default mlops.yaml settings)")
+    print("no-cap: jupyter_mlops.serving, capture off")
     print("anchor: mlflow models serve --env-manager local, same registered version")
 
-    took = time.perf_counter()
-    deployment = manager.deploy("bench@champion", settings=settings, capture=capture)
-    took = time.perf_counter() - took
+    print("\nlaunch to ready")
+    cli = time_cli_deploys(settings)
+    print("  jupyter mlops deploy  " + ", ".join(f"{t:.2f} s" for t in cli))
+    deployment = manager.deploy("bench@champion", name="bench-ours", settings=settings)
+    plain = manager.deploy("bench@champion", name="bench-nocap", capture=False, settings=settings)
     try:
         ours = Server("ours", deployment.port, [deployment.pid])
-        print(f"\nlaunch to ready\n  ours    deploy() {took:.2f} s (fetches the version too)")
+        bare = Server("no-cap", plain.port, [plain.pid])
         ours.launches = time_our_launches(settings, deployment)
-        print("  ours    " + ", ".join(f"{t:.2f} s" for t in ours.launches))
+        print("  ours (server alone)   " + ", ".join(f"{t:.2f} s" for t in ours.launches))
         launches, proc, port = launch_mlflow(settings, version)
+        kept = CaptureBytes(settings.state_dir / "inference" / deployment.id)
         try:
-            print("  MLflow  " + ", ".join(f"{t:.2f} s" for t in launches))
+            print("  MLflow                " + ", ".join(f"{t:.2f} s" for t in launches))
             # the CLI process and the uvicorn it runs
             theirs = Server("MLflow", port, descendants(proc.pid), launches)
-            print("\nload, each measurement on ours then on MLflow's")
-            diff = compare(ours, theirs, bodies, probe)
+            print("\nload, each measurement on ours, ours without capture, then MLflow's")
+            diff = compare([ours, bare, theirs], bodies, probe, kept)
             theirs.results[-1]["rss"] = max(rss_mb(p) for p in theirs.pids)
         finally:
             stop(proc)
-        soaked = soak(ours, bodies, settings, deployment.id)
+        soaked = soak(ours, bodies, kept)
     finally:
         manager.undeploy(deployment.id, settings=settings)
-    report(ours, theirs, diff, soaked, capture)
+        manager.undeploy(plain.id, settings=settings)
+    report([ours, bare, theirs], diff, soaked, cli, kept)
     print("load average at end: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     print(f"project: {root}   total {time.perf_counter() - started:.0f} s")
 

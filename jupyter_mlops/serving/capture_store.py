@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..config import CaptureSettings, capture_settings
-from .config_file import FILE_MODE, private_dir, write_private
+from .config_file import FILE_MODE, private_dir
 
 SEGMENT_GLOB = "capture-*.arrows"
 STATS_FILE = "capture-stats.json"
@@ -364,10 +364,12 @@ class CaptureWriter:
         data = json.dumps(totals).encode().ljust(STATS_BYTES)
         try:
             if self._stats_fd is None:
-                write_private(self.directory / STATS_FILE, data)
-                self._stats_fd = os.open(self.directory / STATS_FILE, os.O_WRONLY)
-            else:
-                os.pwrite(self._stats_fd, data, 0)
+                # the same file from run to run, never replaced: a second process on this
+                # directory (a launch timing, a restart) does not orphan this one's copy
+                fd = os.open(self.directory / STATS_FILE, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+                os.fchmod(fd, FILE_MODE)
+                self._stats_fd = fd
+            os.pwrite(self._stats_fd, data, 0)
             self._last_saved = {"written": written, **dropped}
         except OSError:
             pass  # counted in memory and on /metrics; saved on a later flush

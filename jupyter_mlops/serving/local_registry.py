@@ -27,8 +27,9 @@ def _one(conn: sqlite3.Connection, query: str, args: tuple[str, ...]) -> tuple[s
 
 def local_onnx(
     settings: Settings, name: str, alias: str | None, version: str | None
-) -> tuple[str, Path] | None:
-    """(version, path of its ONNX file) from the embedded store, or None to ask MLflow."""
+) -> tuple[str, Path, Path] | None:
+    """(version, its model directory, its ONNX file) from the embedded store, or None to
+    ask MLflow."""
     db = sqlite_path(settings.registry_uri)
     if db is None or not db.is_file():
         return None
@@ -61,17 +62,21 @@ def local_onnx(
     models = sorted(root.rglob("*.onnx")) if root.is_dir() else []
     if not models:
         return None
-    return str(version), models[0]
+    return str(version), root, models[0]
 
 
-def link_into(source: Path, dest: Path) -> Path:
-    """``source`` at ``dest``: a hard link (instant, no space) where the disk allows, else a
-    copy. The deployment keeps its file when the run's artifacts go."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        dest.unlink()
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copyfile(source, dest)
-    return dest
+def link_tree(source: Path, dest: Path) -> None:
+    """Every file under ``source`` at the same place under ``dest``: hard links (instant, no
+    space) where the disk allows, else copies. The whole model directory, as MLflow would
+    download it, since an ONNX file may keep its weights in files beside it."""
+    for path in sorted(source.rglob("*")):
+        if path.is_dir():
+            continue
+        target = dest / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.unlink()
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)

@@ -166,13 +166,15 @@ def _save_state(directory: Path, deployment: Deployment) -> None:
 
 
 def _fetch(settings: Settings, directory: Path, name: str, version: str) -> str:
-    from .local_registry import link_into, local_onnx
+    from .local_registry import link_tree, local_onnx
 
     private_dir(directory / "versions")
     local = local_onnx(settings, name, None, version)
     if local is not None:
-        dest = directory / "versions" / version / local[1].name
-        return str(link_into(local[1], dest).relative_to(directory))
+        _, root, onnx_file = local
+        dest = directory / "versions" / version
+        link_tree(root, dest)
+        return str((dest / onnx_file.relative_to(root)).relative_to(directory))
     path = download_version(
         settings.tracking_uri,
         settings.registry_uri,

@@ -48,9 +48,14 @@ def test_cli_deploy_of_a_local_version_does_not_import_mlflow(registry: Settings
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.headers["X-Model-Version"] == "1"
-        _, artifact = local_onnx(registry, "lin", "champion", None) or ("", Path())
-        served = registry.state_dir / "deployments" / "quick" / "versions" / "1" / artifact.name
-        assert served.stat().st_ino == artifact.stat().st_ino, "linked, not copied"
+        _, root, artifact = local_onnx(registry, "lin", "champion", None) or ("", Path(), Path())
+        served = registry.state_dir / "deployments" / "quick" / "versions" / "1"
+        linked = served / artifact.relative_to(root)
+        assert linked.stat().st_ino == artifact.stat().st_ino, "linked, not copied"
+        # the whole model directory, as MLflow downloads it: weights may sit beside the file
+        assert sorted(p.relative_to(served) for p in served.rglob("*")) == sorted(
+            p.relative_to(root) for p in root.rglob("*")
+        )
     finally:
         if (registry.state_dir / "deployments" / "quick" / "state.json").exists():
             manager.undeploy("quick", settings=registry)
@@ -63,7 +68,8 @@ def test_the_fast_path_finds_what_mlflow_finds(registry: Settings, tmp_path: Pat
         by_mlflow = download_version(
             registry.tracking_uri, registry.registry_uri, "lin", version, tmp_path / version
         )
-        assert found[1].read_bytes() == by_mlflow.read_bytes()
+        assert found[2].read_bytes() == by_mlflow.read_bytes()
+        assert found[2].relative_to(found[1]) == by_mlflow.relative_to(tmp_path / version)
         assert manager.resolve_version(registry, f"lin@{alias}") == ("lin", version, alias)
     assert local_onnx(registry, "lin", None, "2") == local_onnx(registry, "lin", "challenger", None)
 
