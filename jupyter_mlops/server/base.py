@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -56,6 +57,18 @@ def to_json(value: Any) -> Any:
     return value
 
 
+def _no_constant(token: str) -> Any:
+    # Python's parser accepts these; JSON does not, and no field of ours takes them
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
 class MlopsHandler(APIHandler):
     """Every route's base. Subclasses decorate each verb with ``@web.authenticated``."""
 
@@ -100,8 +113,10 @@ class MlopsHandler(APIHandler):
     def body(self) -> dict[str, Any]:
         raw = self.request.body or b"{}"
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
+            data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        except RecursionError:
+            raise bad_request("the request body is nested too deeply") from None
+        except ValueError as err:  # UnicodeDecodeError is one
             raise bad_request(f"the request body is not valid JSON: {err}") from None
         if not isinstance(data, dict):
             raise bad_request("the request body must be a JSON object")
