@@ -30,7 +30,7 @@ from . import protocols as mlflow_protocol
 from .capture_store import CaptureMetrics, CaptureWriter
 from .config_file import read_config
 from .jsonio import dumps
-from .limits import MAX_BODY_BYTES, read_body
+from .limits import BODY_TIMEOUT_S, MAX_BODY_BYTES, read_body
 from .model import RequestError, ServedVersion
 
 _OPEN_PATHS = {"/ping", "/health", "/v2/health/live", "/v2/health/ready"}
@@ -75,6 +75,7 @@ class ModelServer:
         self.config = read_config(config_path)
         self.name = str(self.config["model"])
         self.max_body = int(self.config.get("max_body_bytes", MAX_BODY_BYTES))
+        self.body_timeout = float(self.config.get("body_timeout_s", BODY_TIMEOUT_S))
         self.token = self.config.get("token")
         self.routing = build_routing(self.config, self.base, {})
         self._mtime = config_path.stat().st_mtime_ns
@@ -120,7 +121,7 @@ class ModelServer:
 
     # -- request plumbing ------------------------------------------------------------------
     async def body(self, request: Request) -> bytes:
-        return await read_body(request, self.max_body)
+        return await read_body(request, self.max_body, self.body_timeout)
 
     def run(
         self,

@@ -137,15 +137,20 @@ class GuardedHttpProtocol(_Base):  # type: ignore[misc]
         self.transport.close()
 
 
-def uvicorn_options() -> dict[str, Any]:
+def uvicorn_options(
+    header_timeout: float = HEADER_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS
+) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` that bound slow and many
     clients: ``uvicorn.run(app, host=..., port=..., **uvicorn_options())``."""
+    protocol = type(
+        "GuardedHttpProtocol", (GuardedHttpProtocol,), {"header_timeout": header_timeout}
+    )
     return {
-        "http": GuardedHttpProtocol,
+        "http": protocol,
         "timeout_keep_alive": 5,
-        "limit_concurrency": MAX_CONNECTIONS,
+        "limit_concurrency": max_connections,
         "backlog": 256,
-        "h11_max_incomplete_event_size": 16 * 1024,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "log_level": "warning",
         "access_log": False,
     }

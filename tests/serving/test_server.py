@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -20,7 +21,14 @@ from jupyter_mlops.config import Settings
 from jupyter_mlops.exceptions import NotFoundError
 from jupyter_mlops.registry.service import promote
 from jupyter_mlops.serving import manager
-from tests.serving.conftest import WEIGHTS, expected, linear_onnx
+from tests.serving.conftest import (
+    WEIGHTS,
+    expected,
+    free_port,
+    linear_onnx,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -365,3 +373,126 @@ def test_non_loopback_host_requires_a_token(registry: Settings) -> None:
         manager.undeploy(d.id, settings=registry)
         if "d" in _BAD:
             manager.undeploy(_BAD.pop("d").id, settings=registry)
+
+
+# -- limits: size, time and connections ------------------------------------------------------
+_LAUNCH = """
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from jupyter_mlops.serving.app import create_app
+from jupyter_mlops.serving.limits import uvicorn_options
+
+config, port, header_timeout, connections = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+uvicorn.run(create_app(Path(config)), host="127.0.0.1", port=port,
+            **uvicorn_options(header_timeout=header_timeout, max_connections=connections))
+"""
+
+
+@pytest.fixture(scope="module")
+def limited(registry: Settings, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A server process on ``lin/1`` run with ``uvicorn_options()``: 1 MB bodies that must
+    arrive in 2 s, headers in 6 s, at most 30 connections."""
+    root = tmp_path_factory.mktemp("limited")
+    d = _bad_server(registry)
+    source = manager._root(registry) / d.id
+    config = json.loads((source / "deployment.json").read_text())
+    versions = {v: str(source / rel) for v, rel in config["versions"].items()}
+    (root / "deployment.json").write_text(json.dumps({
+        "model": "lin", "versions": versions, "weights": {"1": 1.0}, "generation": 1,
+        "max_body_bytes": 1_000_000, "body_timeout_s": 2,
+    }))  # fmt: skip
+    port = free_port()
+    command = [sys.executable, "-c", _LAUNCH, str(root / "deployment.json"), str(port), "6", "30"]
+    proc = start_server(command, port, root / "server.log", env=dict(os.environ), cwd=root)
+    try:
+        yield port
+    finally:
+        stop_server(proc)
+
+
+def _raw(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out
+
+
+def test_a_chunked_body_over_the_limit_is_refused_before_it_ends(limited: int) -> None:
+    sock = _raw(limited)
+    try:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+        chunk = b"1" * 65536
+        for _ in range(1_000_000 // len(chunk) + 1):  # just past the limit, and no last chunk
+            sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        answer = _answer(sock)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"request body over the limit of 1000000 bytes" in answer
+
+
+def test_a_declared_length_over_the_limit_is_refused_up_front(limited: int) -> None:
+    sock = _raw(limited)
+    try:
+        sock.sendall(b"POST /v2/models/lin/infer HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 400000000\r\n\r\n")  # fmt: skip
+        answer = _answer(sock)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b'{"error":"request body over the limit of 1000000 bytes"}' in answer
+
+
+def test_a_body_that_stops_arriving_is_timed_out(limited: int) -> None:
+    sock = _raw(limited)
+    try:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"inputs\":")  # fmt: skip
+        answer = _answer(sock)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"the request body did not arrive within 2 s" in answer
+
+
+def test_slow_headers_are_cut_off_and_connections_are_bounded(limited: int) -> None:
+    """40 clients trickling a header line every 2 s, as a slowloris attack does."""
+    socks = [_raw(limited) for _ in range(40)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET /ping HTTP/1.1\r\n")
+        # while they hold 40 of the 30 connections allowed, a complete request is refused
+        deadline = time.monotonic() + 60
+        while Client(f"http://127.0.0.1:{limited}").call("GET", "/ping")[0] != 503:
+            assert time.monotonic() < deadline, "no 503 while the slow clients held the server"
+            time.sleep(0.2)
+        answers = []
+        for sock in socks:
+            try:
+                while True:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                    ready = sock.recv(65536)
+                    if ready:
+                        answers.append(ready + _answer(sock))
+                        break
+            except (BrokenPipeError, ConnectionResetError):
+                answers.append(b"closed")
+            except TimeoutError:
+                answers.append(b"held open")
+    finally:
+        for sock in socks:
+            sock.close()
+    assert answers == [a for a in answers if a.startswith(b"HTTP/1.1 408 ") or a == b"closed"]
+    assert answers.count(b"closed") < len(answers)
+    status, _, _ = Client(f"http://127.0.0.1:{limited}").call("GET", "/ping")
+    assert status == 200
