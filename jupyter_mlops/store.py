@@ -236,15 +236,21 @@ def get_or_create_experiment(settings: Settings, name: str) -> str:
         return str(again.experiment_id)
 
 
+#: MLflow 3.17's UI shows the view the browser last chose (GenAI at first) whatever an
+#: experiment's kind tag says; one click on its "Model training" switch is remembered.
+UI_HINT = 'then open it and choose "Model training" (top left) once'
+
+
 def ui_command(settings: Settings) -> str:
-    """The shell command that opens the MLflow UI on this project's store."""
+    """The shell command that opens the MLflow UI on this project's store, and what to click."""
     if not settings.is_embedded:
-        return f"open {settings.tracking_uri} in a browser"
+        return f"open {settings.tracking_uri} in a browser; {UI_HINT}"
     rel = os.path.relpath(settings.project_dir)
     prefix = "" if rel == "." else f"cd {rel} && "
     return (
         f"{prefix}mlflow ui --backend-store-uri {settings.tracking_uri} "
         f"--default-artifact-root {settings.artifact_root.as_uri()} --host 127.0.0.1"
+        f"  # {UI_HINT}"
     )
 
 

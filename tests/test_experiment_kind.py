@@ -40,3 +40,18 @@ def test_a_kind_the_user_chose_is_kept(project: Path) -> None:
     assert kind_tags(mlflow.get_experiment(chosen).tags) == {
         "mlflow.experimentKind": "genai_development"
     }
+
+
+def test_the_ui_command_says_which_view_to_pick(project: Path) -> None:
+    settings = settings_for(project)
+    if not settings.is_embedded:
+        assert store.ui_command(settings) == (
+            f"open {settings.tracking_uri} in a browser; "
+            'then open it and choose "Model training" (top left) once'
+        )
+        return
+    assert store.ui_command(settings) == (
+        f"mlflow ui --backend-store-uri sqlite:///{project}/.mlops/mlflow.db "
+        f"--default-artifact-root {(project / '.mlops' / 'artifacts').as_uri()} "
+        '--host 127.0.0.1  # then open it and choose "Model training" (top left) once'
+    )
