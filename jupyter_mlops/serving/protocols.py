@@ -1,8 +1,9 @@
 """MLflow's scoring protocol (``POST /invocations``), answered as ``mlflow models serve`` does.
 
 Bodies: ``inputs`` / ``instances`` (tensors) and ``dataframe_split`` / ``dataframe_records``
-(JSON) or a CSV table. Tensor inputs answer ``{"predictions": {output: [...]}}``; a table
-answers one record per element of the flattened outputs, as MLflow's ONNX flavour does.
+(JSON), or a CSV or Parquet table. Tensor inputs answer ``{"predictions": {output: [...]}}``;
+a table answers one record per element of the flattened outputs, as MLflow's ONNX flavour
+does (under a tensor signature MLflow makes the table that tensor first, and so do we).
 Statuses, error codes and messages are MLflow's; where MLflow fails with a 500 or writes
 invalid JSON we answer a 4xx or valid JSON instead (README, "Deploy").
 """
@@ -69,8 +70,7 @@ def media_type(header: str | None) -> str:
         raise PlainError(
             415, f"Unrecognized content type parameters: {', '.join(unexpected)}. {CHANGE_INFO}"
         )
-    if mime not in ("application/json", "text/csv"):
-        # parquet is MLflow's too; it needs pyarrow, which a model server should not pull in
+    if mime not in CONTENT_TYPES:
         raise PlainError(
             415,
             "This predictor only supports the following content types:"
@@ -90,6 +90,8 @@ class Parsed:
 def parse(raw: bytes, mime: str, served: ServedVersion) -> Parsed:
     if mime == "text/csv":
         return _csv(raw, served)
+    if mime == "application/vnd.apache.parquet":
+        return _parquet(raw, served)
     try:
         body = json.loads(raw)
     except RecursionError:
@@ -200,6 +202,21 @@ def _csv(raw: bytes, served: ServedVersion) -> Parsed:
             400,
             "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
             "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
+            f"method. Error: '{err}'",
+        ) from None
+    return Parsed(_table(frame, served), frame=served.signature is None)
+
+
+def _parquet(raw: bytes, served: ServedVersion) -> Parsed:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception as err:  # pyarrow raises many types for bad files
+        raise RequestError(
+            400,
+            "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
+            "Parquet Pandas DataFrame produced using the `pandas.DataFrame.to_parquet()` "
             f"method. Error: '{err}'",
         ) from None
     return Parsed(_table(frame, served), frame=served.signature is None)

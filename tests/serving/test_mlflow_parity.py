@@ -10,6 +10,7 @@ is sent to both servers; the answers must be the same, or differ as README's tab
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
@@ -30,6 +31,15 @@ pytestmark = pytest.mark.slow
 X = [[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 0.0]]
 COLUMNS = ["a", "b", "c", "d"]
 JSON = "application/json"
+PARQUET = "application/vnd.apache.parquet"
+
+
+def _parquet() -> bytes:
+    import pandas as pd
+
+    out = io.BytesIO()
+    pd.DataFrame(X, columns=COLUMNS).to_parquet(out)
+    return out.getvalue()
 
 #: (name, content type, body) -> both servers answer the same status and body
 SAME = [
@@ -41,6 +51,8 @@ SAME = [
     ("dataframe_split without columns", JSON, {"dataframe_split": {"data": X}}),
     ("dataframe_records", JSON, {"dataframe_records": [dict(zip(COLUMNS, r)) for r in X]}),
     ("csv", "text/csv", "a,b,c,d\n1.0,2.0,3.0,4.0\n0.5,-1.0,2.0,0.0\n"),
+    ("parquet", PARQUET, _parquet()),
+    ("not parquet", PARQUET, b"PAR1 not really"),
     ("charset utf-8", JSON + "; charset=UTF-8", {"inputs": X}),
     ("params and unknown keys are ignored", JSON, {"inputs": X, "params": {}, "extra": 1}),
     ("malformed json", JSON, "this is,,,, not valid json"),
