@@ -86,6 +86,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             onnx_execution_providers=["CPUExecutionProvider"],
         )
     register(info.model_uri, "clf", settings=settings)
+    from mlflow.models import infer_signature
+
+    example = np.ones((2, 4), dtype=np.float32)
+    with mlflow.start_run(experiment_id=experiment):
+        # as package() logs a model: with a signature of one unnamed tensor
+        info = mlflow.onnx.log_model(
+            onnx_model=linear_onnx(WEIGHTS["1"]),
+            name="model",
+            signature=infer_signature(example),
+            input_example=example,
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+    register(info.model_uri, "signed", settings=settings)
     yield settings
     for d in manager.deployments(settings=settings):
         if d.status != "stopped":

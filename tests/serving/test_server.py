@@ -205,6 +205,31 @@ def _message(answer: Any) -> str:
     return str(answer)
 
 
+def test_a_packaged_model_takes_what_mlflow_takes_for_its_signature(registry: Settings) -> None:
+    """A model logged with one unnamed tensor (as ``package()`` logs it): integers are cast
+    to it, a table becomes it, and naming it is refused, as ``mlflow models serve`` does."""
+    d = _deploy(registry, "signed/1", name="signed", capture=False)
+    try:
+        client = Client(d.url)
+        want = expected("1", X).tolist()
+        status, _, answer = client.call("POST", "/invocations", {"inputs": [[1, 2, 3, 4]]})
+        assert (status, answer) == (200, {"predictions": {"output": [[6.0, 7.0, 8.0]]}})
+        status, _, answer = client.call(
+            "POST", "/invocations", {"dataframe_split": {"data": X.tolist()}}
+        )
+        assert status == 200
+        np.testing.assert_allclose(answer["predictions"]["output"], want, rtol=1e-6)
+        status, _, answer = client.call("POST", "/invocations", {"inputs": {"input": X.tolist()}})
+        assert status == 400
+        assert answer["message"] == (
+            "Invalid input. Failed to parse input data. This model contains an un-named  model "
+            "signature which expects a single n-dimensional array or a single value as input, "
+            "however, an input of type <class 'dict'> was found."
+        )
+    finally:
+        manager.undeploy(d.id, settings=registry)
+
+
 _BAD: dict[str, manager.Deployment] = {}
 
 
