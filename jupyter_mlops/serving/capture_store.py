@@ -192,6 +192,9 @@ class CaptureWriter:
 
     # -- writer thread ----------------------------------------------------------------------------
     def _run(self) -> None:
+        # now, while the server starts, so the first flush does not wait for the import
+        import pyarrow.ipc  # noqa: F401
+
         while not self._stop.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()
