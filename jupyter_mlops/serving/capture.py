@@ -73,39 +73,45 @@ def _legacy_frame(directory: Path, since: float | None) -> Any:
 
 def _matrix(column: Any) -> np.ndarray:
     """A ``list<fixed_size_list<t, n>>`` column as an (instances, n) array."""
-    instances = column.flatten()
+    import pyarrow.compute as pc
+
+    instances = pc.list_flatten(column)
     width = instances.type.list_size
-    values = instances.flatten().to_numpy(zero_copy_only=False)
+    values = pc.list_flatten(instances).to_numpy()
     return np.asarray(values).reshape(-1, width)
 
 
-def _batch_frame(batch: Any, since: float | None) -> Any:
+def _segment_frame(path: Path, since: float | None) -> Any:
+    """One segment's requests at or after ``since``, one row per instance (or None)."""
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if since is not None:
-        batch = batch.filter(pc.greater_equal(batch.column("time"), since))
-    if batch.num_rows == 0:
+    batches = list(stream_batches(path))
+    if not batches:
         return None
-    names = batch.schema.names
+    table = pa.Table.from_batches(batches)
+    if since is not None:
+        table = table.filter(pc.greater_equal(table.column("time"), since))
+    names = table.schema.names
     inputs = [n for n in names if n.startswith("in.")]
     outputs = [n for n in names if n.startswith("out.")]
-    if not inputs:
+    if table.num_rows == 0 or not inputs:
         return None
-    first = batch.column(inputs[0])
-    lengths = first.value_lengths().to_numpy(zero_copy_only=False)
+    first = table.column(inputs[0])
+    lengths = pc.list_value_length(first).to_numpy()
     columns: dict[str, Any] = {
-        key: np.repeat(batch.column(key).to_numpy(zero_copy_only=False), lengths)
+        key: np.repeat(table.column(key).to_numpy(), lengths)
         for key in ("time", "version", "protocol", "latency_ms")
     }
     features = _matrix(first)
     columns.update({f"f{j}": features[:, j] for j in range(features.shape[1])})
     if outputs:
-        predicted = _matrix(batch.column(outputs[0]))
+        predicted = _matrix(table.column(outputs[0]))
         columns.update({f"out{j}": predicted[:, j] for j in range(predicted.shape[1])})
-    ids = batch.column("request_id")
+    ids = table.column("request_id")
     if ids.null_count < len(ids):
-        columns["request_id"] = np.repeat(ids.to_numpy(zero_copy_only=False), lengths)
+        columns["request_id"] = np.repeat(ids.to_numpy(), lengths)
     return pd.DataFrame(columns)
 
 
@@ -118,8 +124,7 @@ def capture_frame(directory: Path, since: float | None = None) -> Any:
     frames = [
         frame
         for path in sorted(directory.glob(SEGMENT_GLOB))
-        for batch in stream_batches(path)
-        if (frame := _batch_frame(batch, since)) is not None
+        if (frame := _segment_frame(path, since)) is not None
     ]
     legacy = _legacy_frame(directory, since) if any(directory.glob(LEGACY_GLOB)) else None
     if legacy is not None and not legacy.empty:
