@@ -1,6 +1,7 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import { Locator } from '@playwright/test';
 
+import { stopDeployments } from './cleanup';
 import { shoot } from './shots';
 
 /** The tab of the panel that is shown now (ipywidgets hides the others). */
@@ -46,31 +47,34 @@ test.describe('%mlops panel', () => {
   // tall enough that each tab, chart included, fits in one screenshot
   test.use({ viewport: { width: 1400, height: 1700 } });
 
+  // a failed test must not leave its model server running
+  test.afterEach(async ({ request }) => {
+    await stopDeployments(request);
+  });
+
   test('promotes a version and shows every tab, charts included', async ({
     page,
     tmpPath
   }, testInfo) => {
     const name = await runPanelNotebook(page);
     const panel = page.locator('.jp-mlops-widget-panel');
-    await expect(panel).toBeVisible({ timeout: 60_000 });
+    // a new kernel, %load_ext and the panel's first queries
+    await expect(panel).toBeVisible({ timeout: 180_000 });
 
     // Runs: the two tracked cells, compared; the metrics chart is drawn by plotly
     let tab = shown(panel);
     const list = tab.locator('select[multiple]');
+    // the cells reach the store through the journal's writer: Refresh until both are there
     await expect(async () => {
       await tab.getByRole('button', { name: 'Refresh' }).click();
       await expect(
         list.locator('option', { hasText: 'lr = 0.01' })
-      ).toHaveCount(1, {
-        timeout: 2_000
-      });
+      ).toHaveCount(1, { timeout: 15_000 });
       await expect(list.locator('option', { hasText: 'lr = 0.1' })).toHaveCount(
         1,
-        {
-          timeout: 2_000
-        }
+        { timeout: 15_000 }
       );
-    }).toPass({ timeout: 60_000 });
+    }).toPass({ timeout: 180_000 });
     const texts = await list.locator('option').allTextContents();
     const picks = texts
       .map((text, index) => ({ text, index }))
@@ -137,9 +141,7 @@ test.describe('%mlops panel', () => {
     const deployed = tab.locator('.jp-mlops-widget-message');
     await expect(deployed).toContainText(
       'deployed digits@champion as digits-',
-      {
-        timeout: 90_000
-      }
+      { timeout: 180_000 }
     );
     const deployments = tab.locator('table.jp-mlops-widget-deployments');
     await expect(deployments).toContainText('running');
@@ -147,7 +149,7 @@ test.describe('%mlops panel', () => {
     await shoot(panel, 'panel-deployments', testInfo);
     await tab.getByRole('button', { name: 'Stop' }).click();
     await expect(deployed).toContainText('(captured traffic kept)', {
-      timeout: 30_000
+      timeout: 120_000
     });
     await expect(deployments).toContainText('stopped');
 
@@ -166,7 +168,7 @@ test.describe('%mlops panel', () => {
     await tab.getByRole('button', { name: 'Compare' }).click();
     await expect(tab.locator('.jp-mlops-widget-verdict')).toContainText(
       'DRIFT: 2 of 2 columns drifted (100%): x0, x1',
-      { timeout: 60_000 }
+      { timeout: 180_000 }
     );
     await expect(tab.locator('table.jp-mlops-widget-drift')).toContainText(
       'x1'

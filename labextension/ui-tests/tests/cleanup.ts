@@ -1,0 +1,25 @@
+import { APIRequestContext } from '@playwright/test';
+
+const API = '/jupyter-mlops/api/deployments';
+
+/**
+ * Stop every deployment of the served project that is not stopped yet, through the same
+ * REST API the sidebar uses. Each spec calls it after each test, so a failed test leaves no
+ * model server behind for the next one; the global teardown is the last resort.
+ */
+export async function stopDeployments(
+  request: APIRequestContext
+): Promise<void> {
+  const listed = await request.get(API, { timeout: 120_000 });
+  if (!listed.ok()) {
+    return;
+  }
+  const { deployments } = (await listed.json()) as {
+    deployments: { id: string; status: string }[];
+  };
+  for (const d of deployments.filter(d => d.status !== 'stopped')) {
+    await request.delete(`${API}/${encodeURIComponent(d.id)}`, {
+      timeout: 120_000
+    });
+  }
+}
