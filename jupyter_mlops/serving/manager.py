@@ -11,6 +11,7 @@ MLflow (see ``local_registry``); a tracking server goes through MLflow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -157,7 +158,13 @@ def _get(url: str, token: str | None = None, timeout: float = 2.0) -> Any:
 
 
 def _load_state(directory: Path) -> Deployment:
-    data = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+    path = directory / "state.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    with contextlib.suppress(OSError):  # made readable by all by an earlier release
+        if path.stat().st_mode & 0o077:
+            for name in ("state.json", "deployment.json"):
+                os.chmod(directory / name, 0o600)
+            os.chmod(directory, 0o700)
     return Deployment(**data)
 
 

@@ -266,6 +266,11 @@ def test_deployment_files_are_private(registry: Settings) -> None:
     for folder in (registry.state_dir / "deployments", home, home / "versions", inference):
         assert mode(folder) == 0o700, folder
     assert {mode(p) for p in inference.iterdir()} == {0o600}
+    # files an earlier release left readable by all are closed on the next look
+    os.chmod(home / "state.json", 0o644)
+    os.chmod(home / "deployment.json", 0o644)
+    manager.deployments(settings=registry)
+    assert (mode(home / "state.json"), mode(home / "deployment.json")) == (0o600, 0o600)
 
 
 @pytest.mark.parametrize(
