@@ -23,7 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _errors_to_exit(func: F) -> F:
-    """An MlopsError becomes its message on stderr and exit status 1."""
+    """An error becomes one line on stderr and exit status 1 (a traceback only with
+    ``JUPYTER_MLOPS_DEBUG=1``)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -32,6 +33,27 @@ def _errors_to_exit(func: F) -> F:
         except MlopsError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            raise
+        except Exception as err:
+            if os.environ.get("JUPYTER_MLOPS_DEBUG"):
+                raise
+            lines = str(err).strip().splitlines()
+            click.echo(f"error: {type(err).__name__}: {lines[0] if lines else ''}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _needs_store(func: F) -> F:
+    """The store's scheme is known and its server answers, before the command waits on it."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .store_check import check_reachable
+
+        check_reachable(load_settings())
+        return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -47,9 +69,17 @@ def main() -> None:
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for a busy journal.")
 @_errors_to_exit
 def flush(wait: float) -> None:
+    from .store_check import check_reachable
     from .tracking.drainer import drain_orphans, pending_records
 
     settings = load_settings()
+    # MLflow's HTTP client would retry a dead server for minutes; --wait bounds the command
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, min(int(wait), 10))))
+    try:
+        check_reachable(settings, timeout=min(max(wait, 0.5), 5.0))
+    except MlopsError as err:
+        raise MlopsError(f"{err}; {pending_records(settings)} records stay queued") from None
     summary = drain_orphans(settings, wait=wait)
     left = pending_records(settings)
     click.echo(
@@ -69,6 +99,7 @@ flush.help = help_text.DRAIN
 @click.option("-n", "limit", default=20, show_default=True, help="How many runs.")
 @click.option("--experiment", default=None, help="Only this experiment (a notebook path).")
 @_errors_to_exit
+@_needs_store
 def runs(limit: int, experiment: str | None) -> None:
     from .tracking.queries import cell_runs, format_table
 
@@ -139,6 +170,7 @@ SCHEDULER = "Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:878
 @click.option("--executor", default="local", show_default=True, metavar="local|dask", help=EXECUTOR)
 @click.option("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER)
 @_errors_to_exit
+@_needs_store
 def run(
     pipeline: str,
     params: tuple[str, ...],
@@ -196,6 +228,7 @@ run.help = help_text.RUN
 @click.option("-n", "limit", default=20, show_default=True, help="How many runs.")
 @click.option("--name", default=None, help="Only this pipeline.")
 @_errors_to_exit
+@_needs_store
 def pipelines(limit: int, name: str | None) -> None:
     from .pipelines.history import format_pipeline_runs, pipeline_runs
 
@@ -209,6 +242,7 @@ pipelines.help = help_text.PIPELINES
 @click.argument("uri")
 @click.option("--name", required=True, help="Registered model name.")
 @_errors_to_exit
+@_needs_store
 def register(uri: str, name: str) -> None:
     from .registry.service import register as register_model
 
@@ -226,6 +260,7 @@ register.help = help_text.REGISTER
 @click.option("--reason", default="", help="Why; required with --force.")
 @click.option("--force", is_flag=True, help="Move the alias even if gates fail.")
 @_errors_to_exit
+@_needs_store
 def promote(name: str, version: str, alias: str, reason: str, force: bool) -> None:
     from .registry.service import promote as promote_version
 
@@ -240,6 +275,7 @@ promote.help = help_text.PROMOTE
 @click.option("--alias", default="champion", show_default=True)
 @click.option("--reason", default="")
 @_errors_to_exit
+@_needs_store
 def rollback(name: str, alias: str, reason: str) -> None:
     from .registry.service import rollback as rollback_alias
 
@@ -253,6 +289,7 @@ rollback.help = help_text.ROLLBACK
 @main.command()
 @click.argument("name", required=False)
 @_errors_to_exit
+@_needs_store
 def models(name: str | None) -> None:
     from .registry.service import format_models
     from .registry.service import models as list_models
@@ -271,6 +308,7 @@ models.help = help_text.MODELS
 @click.option("--name", default=None, help="Deployment id (default: MODEL-<random>).")
 @click.option("--follow", is_flag=True, help="Follow the alias when it moves.")
 @_errors_to_exit
+@_needs_store
 def deploy(
     spec: str, canary: str | None, port: int | None, host: str, name: str | None, follow: bool
 ) -> None:
@@ -293,6 +331,7 @@ deploy.help = help_text.DEPLOY
 @click.option("--port", type=int, default=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @_errors_to_exit
+@_needs_store
 def serve(spec: str, port: int | None, host: str) -> None:
     import time
 
@@ -374,6 +413,7 @@ undeploy.help = help_text.UNDEPLOY
 @click.option("--no-act", is_flag=True, help="Report only; take no action.")
 @click.option("--full-report", is_flag=True, help="Also log Evidently's full HTML report.")
 @_errors_to_exit
+@_needs_store
 def monitor(deployment: str, window: str, no_act: bool, full_report: bool) -> None:
     from .monitoring.monitor import monitor as run_monitor
 
@@ -491,6 +531,7 @@ server.help = (
 @click.option("--out", default=None, help="Directory to write (default deploy/TARGET/MODEL-vN).")
 @click.option("--storage-uri", default=None, help="KServe: where the model repository will live.")
 @_errors_to_exit
+@_needs_store
 def manifest(spec: str, target: str, out: str | None, storage_uri: str | None) -> None:
     from .team.manifest import write_manifest
 

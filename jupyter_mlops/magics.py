@@ -346,8 +346,11 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         api.set_enabled(command == "on")
         return f"cell tracking {command}"
     if command == "log":
-        params, metrics = api.log_pairs(_pairs(args.pairs))
-        return f"logged params {sorted(params)} and metrics {sorted(metrics)} to this cell's run"
+        params, metrics, refused = api.log_pairs(_pairs(args.pairs))
+        text = f"logged params {sorted(params)} and metrics {sorted(metrics)} to this cell's run"
+        if refused:
+            text += "; not logged: " + ", ".join(f"{k} ({why})" for k, why in refused.items())
+        return text
     if command == "tag":
         tags = _pairs(args.pairs)
         api.require_session().recorder.set_tags(tags)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +19,22 @@ class StepFailure:
     """Where and why a step notebook failed."""
 
     message: str
+    #: papermill's index of the failing cell, from 0, the injected-parameters cell counted
     cell_index: int | None = None
     execution_count: int | None = None
+    #: the failing cell's place in the executed notebook, from 1, as a person counts it
+    #: there (papermill adds an error banner and an anchor cell in front of it)
+    cell_number: int | None = None
     ename: str | None = None
     evalue: str | None = None
 
     def describe(self) -> str:
         where = ""
         if self.cell_index is not None:
-            where = f" in cell {self.cell_index}"
+            number = self.cell_number or self.cell_index + 1
+            where = f" in cell {number}"
             if self.execution_count is not None:
-                where += f" (execution count {self.execution_count})"
+                where += f" (In [{self.execution_count}])"
         return f"{where}: {self.message}"
 
 
@@ -46,6 +52,21 @@ def _kernel_manager_class(extra_env: dict[str, str]) -> type:
             await super().start_kernel(**kw)
 
     return StepKernelManager
+
+
+def _failing_cell_number(executed: Path, execution_count: int | None) -> int | None:
+    """Where the cell that raised stands in the saved notebook, counted from 1."""
+    try:
+        cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for number, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        errors = [o for o in cell.get("outputs") or [] if o.get("output_type") == "error"]
+        if errors and cell.get("execution_count") == execution_count:
+            return number
+    return None
 
 
 def execute_step_notebook(
@@ -83,6 +104,7 @@ def execute_step_notebook(
             message=f"{err.ename}: {err.evalue}",
             cell_index=err.cell_index,
             execution_count=err.exec_count,
+            cell_number=_failing_cell_number(output, err.exec_count),
             ename=err.ename,
             evalue=err.evalue,
         )

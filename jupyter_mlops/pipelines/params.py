@@ -103,8 +103,13 @@ def template_parameters(notebook: Path) -> dict[str, dict[str, Any]] | None:
         source = "".join(source) if isinstance(source, list) else source
         try:
             tree = ast.parse(source)
-        except SyntaxError:
-            return {}
+        except SyntaxError as err:
+            # papermill would inject values after a cell that cannot run: say so now
+            raise PipelineSpecError(
+                notebook,
+                f"its parameters cell does not parse: line {err.lineno}: {err.msg}",
+                key="parameters cell",
+            ) from None
         found: dict[str, dict[str, Any]] = {}
         for stmt in tree.body:
             target, value = None, None

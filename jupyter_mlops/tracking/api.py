@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import numbers
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from ..config import Settings, load_settings
-from ..exceptions import MlopsError
+from ..exceptions import MlopsError, UsageError
+from ..store_check import check_scheme
 from .session import SessionInfo, TrackingSession
 
 _active: TrackingSession | None = None
@@ -30,7 +32,10 @@ def start_session(shell: Any, settings: Settings | None = None) -> TrackingSessi
     global _active
     if _active is not None:
         return _active
-    session = TrackingSession(shell, settings or load_settings())
+    settings = settings or load_settings()
+    check_scheme(settings.tracking_uri)
+    check_scheme(settings.registry_uri, "MLFLOW_REGISTRY_URI")
+    session = TrackingSession(shell, settings)
     session.start()
     _active = session
     atexit.register(_end_at_exit)
@@ -85,6 +90,8 @@ def log_metrics(
     >>> jupyter_mlops.log_metrics(loss=0.31, accuracy=0.92)  # doctest: +SKIP
     >>> jupyter_mlops.log_metrics({"val/loss": 0.4}, step=3)  # doctest: +SKIP
     """
+    if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
+        raise UsageError(f"log_metrics: step must be a whole number, not {step!r}")
     if _warn_untracked("log_metrics"):
         assert _active is not None
         _active.recorder.log_metrics({**(metrics or {}), **kwargs}, step)
@@ -120,8 +127,13 @@ def parse_value(text: str) -> int | float | bool | str:
     return text
 
 
-def log_pairs(pairs: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Log ``k=v`` pairs: numbers with metric-like names as metrics, the rest as params."""
+def log_pairs(
+    pairs: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Log ``k=v`` pairs: numbers with metric-like names as metrics, the rest as params.
+
+    Returns the params and metrics logged, and the names not logged with the reason.
+    """
     session = require_session()
     metrics: dict[str, Any] = {}
     params: dict[str, Any] = {}
@@ -129,9 +141,9 @@ def log_pairs(pairs: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]
         value = parse_value(raw)
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         (metrics if numeric and session.recorder.is_metric(key) else params)[key] = value
-    session.recorder.log_metrics(metrics)
-    session.recorder.log_params(params)
-    return params, metrics
+    refused = {**session.recorder.log_metrics(metrics), **session.recorder.log_params(params)}
+    kept = {k: v for k, v in params.items() if k not in refused}
+    return kept, {k: v for k, v in metrics.items() if k not in refused}, refused
 
 
 def flush(timeout: float = 30.0) -> str:

@@ -144,10 +144,12 @@ class CellRecorder:
         self.show_warnings()
 
     # -- explicit logging -----------------------------------------------------------------
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> dict[str, str]:
+        """Add metrics to the running cell's record; the names not logged, with why."""
         cell = self._current
         if cell is None:
-            return
+            return {}
+        before = dict(cell.skipped)
         now = _millis(time.time())
         for name, value in metrics.items():
             if not _VALID_KEY.match(name):
@@ -161,11 +163,14 @@ class CellRecorder:
                 cell.skipped[name] = f"not a finite number ({number})"
                 continue
             cell.metrics.append([name, number, self._step(name, step), now])
+        return {k: v for k, v in cell.skipped.items() if before.get(k) != v}
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """Add params to the running cell's record; the names not logged, with why."""
         cell = self._current
         if cell is None:
-            return
+            return {}
+        before = dict(cell.skipped)
         for name, value in params.items():
             if not _VALID_KEY.match(name):
                 cell.skipped[name] = "not a valid param name"
@@ -181,6 +186,7 @@ class CellRecorder:
                 self.warn(f"log_params: {name!r} looks like a secret; logged as {MASK!r}")
                 text = MASK
             cell.params[name] = value if isinstance(value, (bool, int, float)) else text
+        return {k: v for k, v in cell.skipped.items() if before.get(k) != v}
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags for the session run, written at once."""
