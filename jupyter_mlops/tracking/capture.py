@@ -169,7 +169,12 @@ def snapshot(
         if name not in namespace:
             continue
         value = namespace[name]
-        if redactor is not None and isinstance(value, str) and redactor.is_secret(name, value):
+        if (
+            redactor is not None
+            and isinstance(value, str)
+            and len(value) <= max_param_length  # a longer string is no param anyway
+            and redactor.is_secret(name, value)
+        ):
             out.skipped[name] = MASKED_REASON
             redactor.masked += 1
         elif isinstance(value, bool):

@@ -130,6 +130,8 @@ _ASSIGNMENT = re.compile(r"([A-Za-z_][\w.-]*)\s*[=:]\s*(['\"]?)([^\s'\",;)]+)\2"
 _CANDIDATE = re.compile(r"[^\s'\"`,;()\[\]{}<>]{12,}")
 _WORD_SPLIT = re.compile(r"[\s'\"`,;()\[\]{}=]+")
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=")
+#: longer values are checked each time rather than held in the verdict cache
+_CACHED_VALUE = 1024
 #: environment values shorter than this are too common to mask everywhere
 MIN_ENV_SECRET = 8
 #: known secret values shorter than this are masked in literals only, not in free text
@@ -372,9 +374,10 @@ class Redactor:
                 or self._detectors.high_entropy(value)
                 or next(self._detectors.find(value), None) is not None
             )
-            if len(self._verdicts) > 4096:
-                self._verdicts.clear()
-            self._verdicts[value] = verdict
+            if len(value) <= _CACHED_VALUE:  # a cache must not keep big strings alive
+                if len(self._verdicts) > 4096:
+                    self._verdicts.clear()
+                self._verdicts[value] = verdict
         return verdict
 
     def _remember(self, value: str) -> None:

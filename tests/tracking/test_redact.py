@@ -254,3 +254,35 @@ def test_secret_patterns_come_from_mlops_yaml(tmp_path: Path) -> None:
     assert settings.secret_patterns == ("^corp-[a-z0-9]{20}$",)
     assert settings.export_tracking_uri is True
     assert Redactor(settings, environ={}).is_secret("x", "corp-abcdefghij0123456789")
+
+
+ORDINARY_CELL = '''"""Fine-tune a classifier."""
+import pandas as pd
+from transformers import AutoTokenizer
+
+model_name = "bert-base-uncased"
+tokenizer = AutoTokenizer.from_pretrained(model_name, pad_token="[PAD]", use_fast=True)
+max_tokens = 512
+df = pd.read_csv("data/train.csv").merge(labels, on="user_id", how="left")
+sort_key = "created_at"
+checkpoint = "s3://my-bucket/runs/3f2a9c0e4b5d6e7f8a9b0c1d2e3f4a5b/model.pt"
+digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+server = "http://localhost:5000"  # the tracking server, no credentials
+headers = {"Content-Type": "application/json", "key": "value"}
+print(f"{model_name}: {len(df)} rows")  # 'quotes' inside a comment
+'''
+
+
+def test_ordinary_code_is_left_as_it_is(redactor: Redactor) -> None:
+    assert redactor.mask_source(ORDINARY_CELL) == ORDINARY_CELL
+    assert redactor.masked == 0
+
+
+def test_a_long_string_is_skipped_for_its_length_not_scanned(redactor: Redactor) -> None:
+    namespace = {"blob": "x" * 600, "api_key": "k" * 600}
+    captured = snapshot(namespace, namespace, MetricNamer("^$"), 500, redactor)
+    assert captured.skipped == {
+        "blob": "string of 600 characters (limit 500)",
+        "api_key": "string of 600 characters (limit 500)",
+    }
+    assert redactor.masked == 0
