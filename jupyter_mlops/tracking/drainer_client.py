@@ -85,6 +85,11 @@ class DrainerHandle:
         return self._proc.pid if self._proc else None
 
     @property
+    def crashes(self) -> int:
+        """Crashes in a row; at ``MAX_CRASHES`` writes pause until ``restart``."""
+        return self._crashes
+
+    @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
