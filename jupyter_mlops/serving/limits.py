@@ -125,6 +125,8 @@ class GuardedHttpProtocol(_Base):  # type: ignore[misc]
         self._deadline = None
         if self.transport.is_closing():
             return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a (pipelined) request is being answered: its headers were not slow
         self._refuse(b"408 Request Timeout", b"request headers took too long")
 
     def _refuse(self, status: bytes, text: bytes) -> None:
