@@ -11,7 +11,6 @@ Both read into the same table: one row per instance (a batch of 8 is 8 rows).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +161,3 @@ def count_since(directory: Path, since: float) -> int:
                 except ValueError:
                     continue
     return count
-
-
-def now() -> float:
-    return time.time()
