@@ -356,7 +356,7 @@ class Redactor:
         if not isinstance(value, str) or not value:
             return False
         self.refresh_environment()
-        if value in self._known or value in self._env_values:
+        if value in self._env_values or (len(value) >= MIN_TEXT_SECRET and value in self._known):
             return True
         secret = (
             name_looks_secret(name) and not _PLACEHOLDER.match(value)
@@ -419,7 +419,7 @@ class Redactor:
             else:
                 if not self._patterns and not any(k in body for k in self._known):
                     continue
-                words = [w for w in body.split() if w in self._known or self._matches(w)]
+                words = [w for w in body.split() if self._known_word(w) or self._matches(w)]
                 if not words:
                     continue
                 masked = body
@@ -442,6 +442,10 @@ class Redactor:
             masked_text = _SHELL_LINE.sub(one_line, masked_text)
             more += shell[0]
         return masked_text, count + more
+
+    def _known_word(self, word: str) -> bool:
+        # a short secret ("abc") repeated elsewhere is more likely an ordinary word there
+        return len(word) >= MIN_TEXT_SECRET and word in self._known
 
     def _matches(self, word: str) -> bool:
         return any(p.search(word) for p in self._patterns)

@@ -286,3 +286,10 @@ def test_a_long_string_is_skipped_for_its_length_not_scanned(redactor: Redactor)
         "api_key": "string of 600 characters (limit 500)",
     }
     assert redactor.masked == 0
+
+
+def test_a_seen_secret_is_masked_where_it_comes_back(redactor: Redactor) -> None:
+    redactor.mask_source('password = "swordfish1"\nauth = "basic"')
+    assert redactor.mask_source('login("swordfish1", mode="basic")') == (
+        f'login("{MASK}", mode="basic")'
+    )
