@@ -46,6 +46,10 @@ _ASSIGNMENT = re.compile(r"([A-Za-z_][\w.-]*)\s*[=:]\s*(['\"]?)([^\s'\",;)]+)\2"
 _CANDIDATE = re.compile(r"[^\s'\"`,;()\[\]{}<>]{12,}")
 _WORD_SPLIT = re.compile(r"[\s'\"`,;()\[\]{}=]+")
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=")
+#: a cell that may set environment variables (reading os.environ costs ~100 us, so only then)
+_ENV_WRITE = re.compile(
+    r"environ\s*\[[^\]]*\]\s*=|environ\.(?:update|setdefault)|putenv|%env|%set_env|load_dotenv"
+)
 #: longer values are checked each time rather than held in the verdict cache
 _CACHED_VALUE = 1024
 #: environment values shorter than this are too common to mask everywhere
@@ -233,6 +237,7 @@ class Redactor:
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
         self._env_size = -1
         self._env_values: frozenset[str] = frozenset()
+        self._env_seen: dict[str, str] = {}
         #: secret values met in this kernel, so later text that repeats them is masked too
         self._known: set[str] = set()
         self._verdicts: dict[str, bool] = {}
@@ -248,20 +253,28 @@ class Redactor:
 
     # -- environment ----------------------------------------------------------------------
     def refresh_environment(self, force: bool = False) -> None:
-        """Re-read secret-looking environment variables when their number changed."""
+        """Re-read secret-looking environment variables when they changed.
+
+        Without ``force`` only a change in their number is noticed (one ``len``, cheap enough
+        for every value); ``force`` compares every variable, for cells that mention ``env``.
+        """
         size = len(self._environ)
         if size == self._env_size and not force:
             return
-        self._env_size = size
+        current = dict(self._environ)
+        if current == self._env_seen:
+            return
+        self._env_size, self._env_seen = size, current
         values = set()
-        for name, value in self._environ.items():
+        for name, value in current.items():
             if len(value) < MIN_ENV_SECRET:
                 continue
             if name_looks_secret(name):
                 values.add(value)
-            for match in _URI_PASSWORD.finditer(value):
-                if len(match.group(2)) >= MIN_ENV_SECRET:
-                    values.add(match.group(2))
+            if "://" in value:
+                for match in _URI_PASSWORD.finditer(value):
+                    if len(match.group(2)) >= MIN_ENV_SECRET:
+                        values.add(match.group(2))
         if values != self._env_values:
             self._env_values = frozenset(values)
             self._sources.clear()
@@ -304,8 +317,8 @@ class Redactor:
     # -- text -----------------------------------------------------------------------------
     def mask_source(self, source: str) -> str:
         """``source`` with every secret literal (or the secret part of one) as ``***``."""
-        if "env" in source:  # os.environ, getenv, %env, dotenv: variables may have changed
-            self.refresh_environment()
+        if "env" in source and _ENV_WRITE.search(source):
+            self.refresh_environment(force=True)  # a value may have changed, not their number
         cached = self._sources.get(source)
         if cached is None:
             cached = self._mask_source(source)

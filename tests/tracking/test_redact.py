@@ -293,3 +293,12 @@ def test_a_seen_secret_is_masked_where_it_comes_back(redactor: Redactor) -> None
     assert redactor.mask_source('login("swordfish1", mode="basic")') == (
         f'login("{MASK}", mode="basic")'
     )
+
+
+def test_a_cell_that_changes_an_environment_value_is_noticed() -> None:
+    env = {"HF_TOKEN": "hf-old-value-1"}
+    redactor = Redactor(TrackingSettings(), environ=env)
+    env["HF_TOKEN"] = "hf-new-value-2"  # same number of variables
+    assert not redactor.is_secret("t", "hf-new-value-2")
+    redactor.mask_source('os.environ["HF_TOKEN"] = token_from_vault()')
+    assert redactor.is_secret("t", "hf-new-value-2")
