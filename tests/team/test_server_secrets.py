@@ -69,34 +69,10 @@ def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgresql",
-        id="postgresql",
-        marks=[
-            pytest.mark.team,
-            pytest.mark.skipif(
-                not POSTGRES, reason="PostgreSQL with a password: scripts/team-tests.sh"
-            ),
-        ],
-    ),
-]
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)  # two server starts and stops on a busy machine
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_the_cli_server_shows_no_secret_and_stops_with_its_workers(
-    backend: str, project: Path, stop_later: Callable[[Any], None]
-) -> None:
-    if backend == "postgresql":
-        uri = POSTGRES
-        secret = urlsplit(POSTGRES).password
-        assert secret, "JUPYTER_MLOPS_TEST_POSTGRES_URI must hold a password"
-    else:
-        uri = f"sqlite:///{project / 'team.db'}"
-        secret = str(project / "team.db")  # not a secret, but it must not be in argv either
+def _start_cli(
+    project: Path, uri: str, stop_later: Callable[[Any], None]
+) -> tuple[subprocess.Popen[bytes], Path, str]:
+    """``jupyter mlops server`` on ``uri`` in ``project``, once it printed its banner."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
     # the documented way to keep the URI off this command's own command line too
     env["MLFLOW_BACKEND_STORE_URI"] = uri
@@ -119,11 +95,42 @@ def test_the_cli_server_shows_no_secret_and_stops_with_its_workers(
     )
     banner = out.read_text()
     assert cli.poll() is None, banner
-    url = banner.split("team tracking server at ", 1)[1].split()[0]
-    processes = tree(cli.pid)
-    servers = [p for p in processes if " mlflow server" in cmdline(p)]
-    assert servers, [cmdline(p) for p in processes]
+    servers = [p for p in tree(cli.pid) if " mlflow server" in cmdline(p)]
+    assert servers, [cmdline(p) for p in tree(cli.pid)]
     stop_later(servers[0])  # a session of its own: stopped with its group if the CLI is not
+    return cli, out, banner
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=[
+            pytest.mark.team,
+            pytest.mark.skipif(
+                not POSTGRES, reason="PostgreSQL with a password: scripts/team-tests.sh"
+            ),
+        ],
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # a server start and stop on a busy machine
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_cli_server_shows_no_secret_and_stops_with_its_workers(
+    backend: str, project: Path, stop_later: Callable[[Any], None]
+) -> None:
+    if backend == "postgresql":
+        uri = POSTGRES
+        secret = urlsplit(POSTGRES).password
+        assert secret, "JUPYTER_MLOPS_TEST_POSTGRES_URI must hold a password"
+    else:
+        uri = f"sqlite:///{project / 'team.db'}"
+        secret = str(project / "team.db")  # not a secret, but it must not be in argv either
+    cli, out, banner = _start_cli(project, uri, stop_later)
+    url = banner.split("team tracking server at ", 1)[1].split()[0]
 
     # the server reached the database with what it got through its environment
     from mlflow import MlflowClient
@@ -155,3 +162,19 @@ def test_the_cli_server_shows_no_secret_and_stops_with_its_workers(
         60,
         f"server processes outlived the CLI: {[cmdline(p) for p in processes if alive(p)]}",
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_cli_says_when_its_server_dies(
+    project: Path, stop_later: Callable[[Any], None]
+) -> None:
+    cli, out, _ = _start_cli(project, f"sqlite:///{project / 'team.db'}", stop_later)
+    [server] = [p for p in tree(cli.pid) if " mlflow server" in cmdline(p)]
+    os.killpg(server, signal.SIGKILL)
+    _wait_for(lambda: cli.poll() is not None, 120, "jupyter mlops server did not exit")
+    log = project / ".mlops" / "logs" / "team-server.log"
+    assert cli.returncode == 1
+    assert out.read_text().endswith(
+        f"error: the tracking server exited with -9; its log: {log}\n"
+    ), out.read_text()
