@@ -102,6 +102,16 @@ class _Segment:
     mtime: float
 
 
+@dataclass
+class _Open:
+    """The segment being appended to."""
+
+    fd: int
+    signature: tuple[Any, ...]
+    segment: _Segment
+    opened_at: float
+
+
 def _segment_rows(segment: _Segment) -> int:
     if segment.rows is None:
         segment.rows = sum(b.num_rows for b in stream_batches(segment.path))
@@ -159,7 +169,7 @@ class CaptureWriter:
         # made now, while the disk has room: later saves overwrite it in place
         self._save_stats(force=True)
         self._segments = self._scan()
-        self._open: Any = None  # (file, ipc writer, signature, _Segment, opened at)
+        self._open: _Open | None = None
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
@@ -230,47 +240,45 @@ class CaptureWriter:
                 self.dropped[reason] += n
 
     def _write(self, signature: tuple[Any, ...], entries: list[_Entry]) -> None:
-        import pyarrow as pa
-
         record = _record_batch(entries)
-        size = pa.ipc.get_record_batch_size(record)
+        message = record.serialize()
         # pieces of at most half a segment, so one flush never overshoots the cap
         limit = max(self.settings.segment_bytes // 2, 1)
-        pieces = max(1, -(-size // limit))
-        step = -(-record.num_rows // pieces)
+        if message.size <= limit or record.num_rows == 1:
+            self._write_piece(signature, record.schema, message, record.num_rows)
+            return
+        step = -(-record.num_rows // -(-message.size // limit))
         for start in range(0, record.num_rows, step):
             piece = record.slice(start, step)
-            self._write_piece(signature, piece, -(-size * piece.num_rows // record.num_rows))
+            self._write_piece(signature, record.schema, piece.serialize(), piece.num_rows)
 
-    def _write_piece(self, signature: tuple[Any, ...], piece: Any, size: int) -> None:
-        rows = piece.num_rows
-        need = size + 1024  # message header and padding
+    def _write_piece(
+        self, signature: tuple[Any, ...], schema: Any, message: Any, rows: int
+    ) -> None:
+        """Append one IPC message to the open segment in one system call (no Python file
+        layer calling back per buffer), making room under the cap first."""
+        need = message.size
         if need > self.settings.max_bytes // 2:
             self._count("max_bytes", rows)  # a single request larger than the cap allows
             return
-        if self._open is not None:
-            opened_at, segment = self._open[4], self._open[3]
-            if (
-                self._open[2] != signature
-                or segment.size + need > self.settings.segment_bytes
-                or time.time() - opened_at > self._segment_age
-            ):
-                self._close_segment()
-        if self._open is None:
-            need += 4096  # the new segment's schema message
-        self._make_room(need)
+        if self._open is not None and (
+            self._open.signature != signature
+            or self._open.segment.size + need > self.settings.segment_bytes
+            or time.time() - self._open.opened_at > self._segment_age
+        ):
+            self._close_segment()
+        header = b"" if self._open is not None else schema.serialize().to_pybytes()
+        self._make_room(need + len(header) + len(_END))
         try:
-            if self._open is None:
-                self._open_segment(signature, piece.schema)
-            fh, writer, _, segment, _ = self._open
-            writer.write_batch(piece)
-            fh.flush()
+            opened = self._open or self._open_segment(signature, header)
+            segment = opened.segment
+            _write_all(opened.fd, memoryview(message))
         except OSError as err:
             full = err.errno in (errno.ENOSPC, errno.EDQUOT)
             self._count("disk_full" if full else "write_error", rows)
             self._abandon_segment()
             return
-        segment.size = fh.tell()
+        segment.size += need
         segment.rows = (segment.rows or 0) + rows
         segment.mtime = time.time()
         self.written += rows
@@ -295,47 +303,40 @@ class CaptureWriter:
         self._count(reason, rows)
 
     def _total(self) -> int:
-        open_size = self._open[3].size if self._open is not None else 0
+        open_size = self._open.segment.size if self._open is not None else 0
         return sum(s.size for s in self._segments) + open_size
 
-    def _open_segment(self, signature: tuple[Any, ...], schema: Any) -> None:
-        import pyarrow as pa
-
+    def _open_segment(self, signature: tuple[Any, ...], header: bytes) -> _Open:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
         path = self.directory / f"capture-{stamp}Z-{os.getpid()}.arrows"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        fh = os.fdopen(fd, "wb")
-        try:
-            writer = pa.ipc.new_stream(fh, schema)
-        except BaseException:
-            fh.close()
-            raise
-        segment = _Segment(path, 0, 0, time.time())
-        self._open = (fh, writer, signature, segment, time.time())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
+        self._open = _Open(fd, signature, _Segment(path, 0, 0, time.time()), time.time())
+        _write_all(fd, memoryview(header))
+        self._open.segment.size = len(header)
+        return self._open
 
     def _close_segment(self) -> None:
         if self._open is None:
             return
-        fh, writer, _, segment, _ = self._open
+        fd, segment = self._open.fd, self._open.segment
         self._open = None
         try:
-            writer.close()  # the end-of-stream marker
-            fh.close()
-            segment.size = segment.path.stat().st_size
+            _write_all(fd, memoryview(_END))
+            segment.size += len(_END)
         except OSError:
-            with contextlib.suppress(OSError):
-                fh.close()
-        if segment.path.exists():
-            self._segments.append(segment)
+            pass  # a stream without its end marker still reads
+        finally:
+            os.close(fd)
+        self._segments.append(segment)
 
     def _abandon_segment(self) -> None:
         """After a failed write: keep what reached the disk, start a new segment next time."""
         if self._open is None:
             return
-        fh, _, _, segment, _ = self._open
+        fd, segment = self._open.fd, self._open.segment
         self._open = None
         with contextlib.suppress(OSError):
-            fh.close()
+            os.close(fd)
         try:
             if not segment.rows:  # nothing readable in it: no empty file per failed flush
                 segment.path.unlink()
@@ -389,6 +390,45 @@ class CaptureWriter:
         self._thread.join(timeout=10)
 
 
+#: An IPC stream's end-of-stream marker: continuation token, zero-length metadata.
+_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+# Arrays are built from their buffers: ``pyarrow.array()`` imports pandas on first use
+# (0.5 s and tens of MB in a server that never needs it), and copies nothing less.
+def _numbers(values: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    if values.dtype == np.bool_:
+        bits = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    if values.dtype == object:  # strings or maps of a non-tensor output: kept as JSON text
+        return _strings([json.dumps(v, default=str) for v in values.tolist()])
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
+    kind = pa.from_numpy_dtype(values.dtype)
+    buffer = pa.py_buffer(np.ascontiguousarray(values))
+    return pa.Array.from_buffers(kind, len(values), [None, buffer])
+
+
+def _strings(values: list[str | None]) -> Any:
+    import pyarrow as pa
+
+    encoded = [b"" if v is None else v.encode() for v in values]
+    offsets = np.zeros(len(values) + 1, np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    present = np.fromiter((v is not None for v in values), np.bool_, len(values))
+    nulls = len(values) - int(present.sum())
+    validity = pa.py_buffer(np.packbits(present, bitorder="little")) if nulls else None
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(pa.string(), len(values), buffers, null_count=nulls)
+
+
 def _tensor_column(arrays: list[np.ndarray]) -> tuple[Any, dict[bytes, bytes]]:
     """One request per list item, one instance per fixed-size item, values in their dtype."""
     import pyarrow as pa
@@ -399,8 +439,8 @@ def _tensor_column(arrays: list[np.ndarray]) -> tuple[Any, dict[bytes, bytes]]:
     offsets = np.zeros(len(shaped) + 1, np.int32)
     np.cumsum([len(a) for a in shaped], out=offsets[1:])
     flat = np.concatenate(shaped).reshape(-1)
-    values = pa.FixedSizeListArray.from_arrays(pa.array(flat), width)
-    column = pa.ListArray.from_arrays(pa.array(offsets), values)
+    values = pa.FixedSizeListArray.from_arrays(_numbers(flat), width)
+    column = pa.ListArray.from_arrays(_numbers(offsets), values)
     meta = {b"shape": json.dumps(list(instance)).encode(), b"dtype": shaped[0].dtype.str.encode()}
     return column, meta
 
@@ -417,11 +457,11 @@ def _record_batch(entries: list[_Entry]) -> Any:
         pa.field("request_id", pa.string()),
     ]
     columns = [
-        pa.array(np.fromiter((e[0] for e in entries), np.float64, n)),
-        pa.array([e[1] for e in entries], pa.string()),
-        pa.array([e[2] for e in entries], pa.string()),
-        pa.array(np.fromiter((e[3] for e in entries), np.float64, n)),
-        pa.array([e[4] for e in entries], pa.string()),
+        _numbers(np.fromiter((e[0] for e in entries), np.float64, n)),
+        _strings([e[1] for e in entries]),
+        _strings([e[2] for e in entries]),
+        _numbers(np.fromiter((e[3] for e in entries), np.float64, n)),
+        _strings([e[4] for e in entries]),
     ]
     inputs = [e[5] for e in entries]
     outputs = [e[6] for e in entries]
