@@ -105,9 +105,8 @@ def test_a_failing_step_on_dask_names_its_cell(project: Path, scheduler: str) ->
     path = diamond(project)
     with pytest.raises(PipelineFailed) as err:
         run_pipeline(path, {"fail": "true"}, executor="dask", scheduler=scheduler, progress=False)
-    assert (
-        "step 'b' in cell 6 (In [4]): ValueError: b was told to fail with value=2"
-        in str(err.value)
+    assert "step 'b' in cell 6 (In [4]): ValueError: b was told to fail with value=2" in str(
+        err.value
     )
     assert {n: s.status for n, s in err.value.result.steps.items()} == {
         "a": "FINISHED",

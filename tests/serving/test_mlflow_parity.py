@@ -41,6 +41,7 @@ def _parquet() -> bytes:
     pd.DataFrame(X, columns=COLUMNS).to_parquet(out)
     return out.getvalue()
 
+
 #: (name, content type, body) -> both servers answer the same status and body
 SAME = [
     ("inputs", JSON, {"inputs": X}),
