@@ -3,12 +3,14 @@ execute real notebooks in real kernels."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import nbformat
 import pytest
@@ -30,6 +32,14 @@ ENV_KEYS = (
 
 #: an MLflow tracking server URL: the `project` fixture's store instead of its own SQLite file
 TEAM_SERVER = os.environ.get("JUPYTER_MLOPS_TEST_TRACKING_URI", "")
+
+#: seconds a test waits for a state another process or thread reaches on its own; generous,
+#: because on a busy 2-core machine a flush due in half a second can take many
+WAIT_S = 60.0
+#: seconds between two looks at that state
+POLL_S = 0.05
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -119,6 +129,59 @@ def runs_of_kind(root: Path, kind: str, experiment: str | None = None) -> list[A
             max_results=10_000,
             order_by=["attributes.start_time ASC"],
         )
+    )
+
+
+def wait_until(
+    check: Callable[[], T | None], what: str, timeout: float = WAIT_S, every: float = POLL_S
+) -> T:
+    """Poll ``check()`` until it returns something other than None or False; that value.
+
+    Raises AssertionError naming ``what`` once ``timeout`` seconds passed without it.
+
+    >>> rows = wait_until(lambda: captured_rows("prod", settings, 10), "10 rows")  # doctest: +SKIP
+    """
+    deadline = time.monotonic() + timeout
+    while (value := check()) is None or value is False:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:g} s")
+        time.sleep(every)
+    return value
+
+
+async def wait_until_async(
+    check: Callable[[], T | None], what: str, timeout: float = WAIT_S, every: float = POLL_S
+) -> T:
+    """``wait_until`` for a test on an event loop: the loop (a Jupyter server) keeps running."""
+    deadline = time.monotonic() + timeout
+    while (value := check()) is None or value is False:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:g} s")
+        await asyncio.sleep(every)
+    return value
+
+
+def captured_rows(deployment_id: str, settings: Settings, rows: int) -> Any:
+    """The deployment's captured requests (``inference_log``) once at least ``rows`` rows are
+    on disk, else None: the server's capture writer flushes on its own schedule."""
+    from jupyter_mlops.exceptions import NotFoundError
+    from jupyter_mlops.serving import manager
+
+    try:
+        frame = manager.inference_log(deployment_id, settings=settings)
+    except NotFoundError:  # nothing written yet
+        return None
+    return frame if len(frame) >= rows else None
+
+
+def wait_for_capture(
+    deployment_id: str, settings: Settings, rows: int, timeout: float = WAIT_S
+) -> Any:
+    """``inference_log(deployment_id)`` once it holds at least ``rows`` rows."""
+    return wait_until(
+        lambda: captured_rows(deployment_id, settings, rows),
+        f"{rows} captured rows of deployment {deployment_id!r}",
+        timeout,
     )
 
 

@@ -23,6 +23,7 @@ from jupyter_mlops.monitoring.drift import DriftInputError
 from jupyter_mlops.monitoring.monitor import alerts, monitor
 from jupyter_mlops.registry.service import promote, register
 from jupyter_mlops.serving import manager
+from tests.conftest import stop_deployments, wait_for_capture, wait_until
 from tests.pipelines.helpers import pipeline_file, step_notebook
 from tests.serving.conftest import WEIGHTS, linear_onnx
 
@@ -63,11 +64,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
     _register(settings, "2")
     promote("lin", 1, "champion", settings=settings)
     promote("lin", 2, "champion", settings=settings)
-    yield settings
-    for d in manager.deployments(settings=settings):
-        if d.status != "stopped":
-            manager.undeploy(d.id, settings=settings)
-    store.forget_clients()
+    try:
+        yield settings
+    finally:  # every model server the test started, passed or failed
+        try:
+            stop_deployments(settings)
+        finally:
+            store.forget_clients()
 
 
 def send(url: str, rows: np.ndarray, batch: int = 50) -> None:
@@ -76,29 +79,40 @@ def send(url: str, rows: np.ndarray, batch: int = 50) -> None:
         request = urllib.request.Request(
             f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
 
 
-def settle() -> None:
-    time.sleep(1.2)  # the capture writer flushes every half second
+def settle(settings: Settings, deployment_id: str, rows: int) -> float:
+    """Until ``rows`` rows of the deployment's traffic are captured (the server writes them
+    on its own schedule); the epoch time of the newest."""
+    return float(wait_for_capture(deployment_id, settings, rows)["time"].max().timestamp())
+
+
+def past(moment: float, seconds: float) -> float:
+    """Now, once the clock is ``seconds`` past ``moment``: a window that starts now leaves
+    out the requests captured until ``moment``."""
+    return wait_until(
+        lambda: now if (now := time.time()) > moment + seconds else None,
+        f"{seconds:g} s after the last captured request",
+    )
 
 
 def test_normal_traffic_passes_shifted_traffic_alerts(project: Settings) -> None:
     d = manager.deploy("lin@champion", name="prod", settings=project)
     send(d.url, RNG.normal(0, 1, (600, 4)))
-    settle()
+    last_calm = settle(project, "prod", 600)
     calm = monitor("prod", "1h", settings=project)
     assert not calm.triggered and calm.actions == []
     assert calm.rows == 600 and calm.version == "2"
     assert sum(calm.prediction_shares.values()) == pytest.approx(1.0)
     assert alerts(settings=project) == []
-    time.sleep(1.0)
-    started = time.time()
+    # the windows below are measured from now: the calm traffic must lie outside them
+    started = past(last_calm, 1.0)
     shifted = RNG.normal(0, 1, (600, 4))
     shifted[:, :3] += 3.0
     send(d.url, shifted)
-    settle()
+    settle(project, "prod", 1200)
     window = f"{time.time() - started + 0.5:.1f}s"
     hot = monitor("prod", window, settings=project)
     assert hot.triggered and hot.actions == ["alert"]
@@ -132,7 +146,7 @@ def test_rollback_policy_moves_alias_and_traffic_back(project: Settings) -> None
     d = manager.deploy("lin@champion", name="prod", follow=True, settings=project)
     shifted = RNG.normal(0, 1, (400, 4)) + 5
     send(d.url, shifted)
-    settle()
+    settle(project, "prod", 400)
     result = monitor("prod", "1h", settings=project)
     assert result.actions == ["alert", "rollback lin@champion v2 -> v1"]
     client = store.client(project)
@@ -155,7 +169,7 @@ def test_retrain_policy_runs_the_pipeline(project: Settings) -> None:
     project = load_settings(root)
     d = manager.deploy("lin@champion", name="prod", settings=project)
     send(d.url, RNG.normal(0, 1, (300, 4)) + 5)
-    settle()
+    settle(project, "prod", 300)
     result = monitor("prod", "1h", settings=project)
     assert result.actions[0] == "alert"
     assert result.actions[1].startswith("retrain FINISHED (pipeline run ")
@@ -168,8 +182,7 @@ def test_bad_inputs(project: Settings) -> None:
     with pytest.raises(NotFoundError, match="deployment 'quiet' has no captured traffic"):
         monitor("quiet", settings=project)
     send(d.url, RNG.normal(0, 1, (10, 4)))
-    settle()
-    time.sleep(1.5)
+    past(settle(project, "quiet", 10), 1.5)  # the window of 1 s below holds none of them
     with pytest.raises(DriftInputError, match="quiet received no requests in the last 1s"):
         monitor("quiet", "1s", settings=project)
     with pytest.raises(MlopsError, match="window 'soon': write it like 15m, 1h or 2d"):
@@ -186,7 +199,7 @@ def test_bad_inputs(project: Settings) -> None:
     _register(project, "1", with_reference=False)
     bare = manager.deploy("lin/3", name="bare", settings=project)
     send(bare.url, RNG.normal(0, 1, (10, 4)))
-    settle()
+    settle(project, "bare", 10)
     with pytest.raises(NotFoundError, match=r"lin v3 was packaged without a reference sample"):
         monitor("bare", settings=project)
     assert os.path.exists(project.state_dir / "inference" / "bare")

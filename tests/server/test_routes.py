@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from tornado.httpclient import AsyncHTTPClient
 import jupyter_mlops
 from jupyter_mlops.config import Settings
 from jupyter_mlops.server.routes import ROUTES
+from tests.conftest import captured_rows, wait_until_async
 from tests.pipelines.helpers import pipeline_file, step_notebook
 
 from .conftest import SERVER_CONFIG, Api
@@ -162,7 +162,7 @@ def _send(url: str, rows: np.ndarray) -> None:
             data=json.dumps({"inputs": rows[i : i + 50].tolist()}).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
 
 
@@ -194,7 +194,7 @@ async def test_deploy_traffic_monitor_alerts_and_stop(api: Api, lin: Settings) -
     shifted = np.random.default_rng(1).normal(0, 1, (400, 4))
     shifted[:, :3] += 3.0
     _send(deployed["url"], shifted)
-    time.sleep(1.2)  # the capture writer flushes every half second
+    await wait_until_async(lambda: captured_rows("prod", lin, 400), "400 captured rows")
     response, result = await api("POST", "monitor/prod", body={"window": "1h"})
     assert response.code == 200, result
     assert result["triggered"] is True and result["actions"] == ["alert"]

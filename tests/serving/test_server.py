@@ -21,6 +21,7 @@ from jupyter_mlops.config import Settings
 from jupyter_mlops.exceptions import NotFoundError
 from jupyter_mlops.registry.service import promote
 from jupyter_mlops.serving import manager
+from tests.conftest import WAIT_S, wait_for_capture, wait_until
 from tests.serving.conftest import (
     WEIGHTS,
     expected,
@@ -290,42 +291,58 @@ def test_switch_under_load_fails_no_request_and_capture_is_complete(registry: Se
             with lock:
                 results.append((status, version))
 
+    def answered(count: int, version: str, what: str) -> None:
+        """Until ``count`` more requests were answered by ``version`` (or the load failed)."""
+        with lock:
+            start = len(results)
+
+        def enough() -> bool:
+            if not all(t.is_alive() for t in threads):
+                raise AssertionError("a load thread stopped early")
+            with lock:
+                return sum(v == version for _, v in results[start:]) >= count
+
+        wait_until(enough, what)
+
     threads = [threading.Thread(target=load) for _ in range(4)]
-    for t in threads:
-        t.start()
     try:
-        time.sleep(0.5)
-        manager.switch(d.id, "lin@challenger", settings=registry)
-        time.sleep(0.5)
-        manager.switch(d.id, "1", settings=registry)
-        time.sleep(0.5)
+        try:
+            for t in threads:
+                t.start()
+            answered(40, "1", "load on v1")
+            manager.switch(d.id, "lin@challenger", settings=registry)
+            answered(40, "2", "load on v2 after the first switch")
+            manager.switch(d.id, "1", settings=registry)
+            answered(40, "1", "load on v1 after the switch back")
+        finally:
+            stop.set()
+            for t in threads:
+                if t.ident is not None:
+                    t.join(WAIT_S)
+        assert not any(t.is_alive() for t in threads), "a load thread did not stop"
+        statuses = [s for s, _ in results]
+        assert len(statuses) > 100
+        assert set(statuses) == {200}, "a request failed during the switch"
+        versions = [v for _, v in results]
+        assert "2" in versions and versions[-1] == "1"
+        log = wait_for_capture(d.id, registry, len(results))
+        assert len(log) == len(results)
+        assert set(log["version"]) == {"1", "2"}
+        assert list(log.columns[:8]) == [
+            "time",
+            "version",
+            "protocol",
+            "latency_ms",
+            "f0",
+            "f1",
+            "f2",
+            "f3",
+        ]
+        assert log[["f0", "f1", "f2", "f3"]].iloc[0].tolist() == [1.0, 2.0, 3.0, 4.0]
+        later = manager.inference_log(d.id, since=time.time() + 60, settings=registry)
+        assert later.empty
     finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    statuses = [s for s, _ in results]
-    assert len(statuses) > 100
-    assert set(statuses) == {200}, "a request failed during the switch"
-    versions = [v for _, v in results]
-    assert "2" in versions and versions[-1] == "1"
-    time.sleep(1.2)  # the capture writer flushes every half second
-    log = manager.inference_log(d.id, settings=registry)
-    assert len(log) == len(results)
-    assert set(log["version"]) == {"1", "2"}
-    assert list(log.columns[:8]) == [
-        "time",
-        "version",
-        "protocol",
-        "latency_ms",
-        "f0",
-        "f1",
-        "f2",
-        "f3",
-    ]
-    assert log[["f0", "f1", "f2", "f3"]].iloc[0].tolist() == [1.0, 2.0, 3.0, 4.0]
-    later = manager.inference_log(d.id, since=time.time() + 60, settings=registry)
-    assert later.empty
-    manager.undeploy(d.id, settings=registry)
+        manager.undeploy(d.id, settings=registry)
 
 
 def test_follow_alias_moves_the_deployment(registry: Settings) -> None:

@@ -4,7 +4,6 @@ changes the real traffic, Switch sends it all to one version, Stop stops the pro
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from typing import Any
 
@@ -12,13 +11,14 @@ import pytest
 
 from jupyter_mlops.config import Settings
 from jupyter_mlops.serving import manager
+from tests.conftest import wait_for_capture
 from tests.widgets.conftest import text_of
 
 pytestmark = pytest.mark.slow
 
 
 def _live_weights(url: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"{url}/mlops/status", timeout=5) as response:
+    with urllib.request.urlopen(f"{url}/mlops/status", timeout=30) as response:
         return dict(json.loads(response.read())["weights"])
 
 
@@ -27,7 +27,7 @@ def _invoke(url: str, rows: int = 2) -> str:
     request = urllib.request.Request(
         f"{url}/invocations", body, {"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         return str(response.headers["X-Model-Version"])
 
 
@@ -59,7 +59,7 @@ def test_deploy_canary_switch_and_stop(registry: Settings, make_panel: Any) -> N
 
     for _ in range(5):
         _invoke(deployment.url)
-    time.sleep(1.2)  # the server writes its capture every half second
+    wait_for_capture(deployment.id, registry, 10)  # 5 requests of 2 rows
     tab.refresh()
     tab.worker.wait()
     row = [r for r in tab.listing.value.split("<tr") if deployment.id in r]

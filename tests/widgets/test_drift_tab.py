@@ -4,7 +4,6 @@ traffic as choices; verdict, per-column table and chart; Monitor on a real deplo
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from jupyter_mlops.config import Settings
 from jupyter_mlops.monitoring.sources import DriftSource
 from jupyter_mlops.serving import manager
 from jupyter_mlops.widgets._figure import MIME
+from tests.conftest import wait_for_capture
 from tests.widgets.conftest import reference_frame, text_of
 
 pytestmark = pytest.mark.slow
@@ -24,16 +24,18 @@ pytestmark = pytest.mark.slow
 def shifted_deployment(registry: Settings) -> Iterator[manager.Deployment]:
     """A deployment of v1 that received shifted traffic."""
     d = manager.deploy("lin/1", name="lin-drift", settings=registry)
-    rows = reference_frame(rows=200, shift=3.0, seed=1).to_numpy().tolist()
-    for start in range(0, len(rows), 50):
-        body = json.dumps({"inputs": rows[start : start + 50]}).encode()
-        request = urllib.request.Request(
-            f"{d.url}/invocations", body, {"Content-Type": "application/json"}
-        )
-        urllib.request.urlopen(request, timeout=5).close()
-    time.sleep(1.2)  # the server writes its capture every half second
-    yield d
-    manager.undeploy(d.id, settings=registry)
+    try:
+        rows = reference_frame(rows=200, shift=3.0, seed=1).to_numpy().tolist()
+        for start in range(0, len(rows), 50):
+            body = json.dumps({"inputs": rows[start : start + 50]}).encode()
+            request = urllib.request.Request(
+                f"{d.url}/invocations", body, {"Content-Type": "application/json"}
+            )
+            urllib.request.urlopen(request, timeout=30).close()
+        wait_for_capture(d.id, registry, len(rows))
+        yield d
+    finally:
+        manager.undeploy(d.id, settings=registry)
 
 
 def test_sources_and_compare_two_notebook_tables(
