@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
+from jupyter_mlops.team.server import stop_server
 from jupyter_mlops.tracking.drainer import pending_records
 from tests.conftest import (
     cell_text,
@@ -18,14 +17,21 @@ from tests.conftest import (
     runs_of_kind,
     settings_for,
     start_mlflow_server,
+    wait_until,
     write_notebook,
 )
 
 CELLS = [
     "%load_ext jupyter_mlops",
     "a = 1",
-    # long enough for the writer to start, import mlflow and fail against the dead server
-    "import time\ntime.sleep(8)\nloss = 0.3",
+    # until the writer has started, imported mlflow and failed against the dead server
+    "import time\n"
+    "from jupyter_mlops.tracking import api as _api\n"
+    "_deadline = time.monotonic() + 100\n"  # inside the 120 s a cell may take
+    "while not _api.active_session()._store_warned:\n"
+    "    assert time.monotonic() < _deadline, 'the writer never reported the dead store'\n"
+    "    time.sleep(0.05)\n"
+    "loss = 0.3",
     "b = 2",
     "c = 3\naccuracy = 0.7",
     "d = 4",
@@ -55,9 +61,7 @@ def test_dead_server_then_replay_everything(project: Path, tmp_path: Path) -> No
     try:
         settings = settings_for(project)
         # wait for the kernel's writer to give up and leave its journal
-        deadline = time.monotonic() + 60
-        while pending_records(settings) < 7 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: pending_records(settings) >= 7, "7 records left in the journal")
         assert pending_records(settings) == 7  # session start, 5 cells, session end
 
         server = start_mlflow_server(tmp_path / "server", port)
@@ -78,7 +82,6 @@ def test_dead_server_then_replay_everything(project: Path, tmp_path: Path) -> No
             assert cells[3].data.params == {"c": "3"}
             assert list((project / ".mlops" / "journal").glob("*.jsonl")) == []
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(30)
+            stop_server(server)
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
