@@ -16,7 +16,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._process import stop_process
 from ..config import Settings, load_settings, serving_settings
 from ..exceptions import MlopsError, NotFoundError
 from .config_file import open_private, private_dir, read_config, write_config, write_private
@@ -35,6 +35,8 @@ from .follow import download_version
 READY_TIMEOUT = 60.0
 #: the server is up about 1 s after launch: look often, a late look is pure wait
 READY_POLL = 0.01
+#: seconds a stopped server gets to finish its requests and flush its capture after SIGTERM
+STOP_GRACE_S = 10.0
 _SPEC = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:@(?P<alias>[A-Za-z_][\w-]*)|/(?P<version>\d+))?$"
 )
@@ -286,18 +288,23 @@ def deploy(
     )  # fmt: skip
     _save_state(directory, deployment)
     deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            deployment.status = "dead"
-            _save_state(directory, deployment)
-            raise DeploymentError(
-                f"the model server exited with code {proc.returncode}:\n{_log_tail(directory)}"
-            )
-        try:
-            _get(f"{url}/ping", timeout=1.0)
-            return deployment
-        except (OSError, urllib.error.URLError):
-            time.sleep(READY_POLL)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                deployment.status = "dead"
+                _save_state(directory, deployment)
+                raise DeploymentError(
+                    f"the model server exited with code {proc.returncode}:\n{_log_tail(directory)}"
+                )
+            try:
+                _get(f"{url}/ping", timeout=1.0)
+                return deployment
+            except (OSError, urllib.error.URLError):
+                time.sleep(READY_POLL)
+    except BaseException:
+        # interrupted (or failed) while it starts: no server is left running unknown
+        stop_process(proc, grace=STOP_GRACE_S)
+        raise
     undeploy(deployment_id, settings=settings)
     raise DeploymentError(
         f"the model server was not ready in {READY_TIMEOUT:g} s:\n{_log_tail(directory)}"
@@ -345,17 +352,9 @@ def undeploy(deployment_id: str, *, settings: Settings | None = None) -> Deploym
     """Stop the server; its captured requests stay for monitoring."""
     settings = settings or load_settings()
     deployment = get_deployment(deployment_id, settings=settings)
-    if _alive(deployment.pid):
-        os.kill(deployment.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(deployment.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(deployment.pid):
-            os.kill(deployment.pid, signal.SIGKILL)
-    try:  # reap it if it is our child
-        os.waitpid(deployment.pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    # SIGTERM, then SIGKILL after a grace period, to the server's own session (it leads
+    # one); a child of ours is reaped. Raises ProcessStopError if it outlives SIGKILL.
+    stop_process(deployment.pid, grace=STOP_GRACE_S)
     deployment.status = "stopped"
     _save_state(_dir(settings, deployment_id), deployment)
     return deployment
