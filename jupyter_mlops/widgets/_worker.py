@@ -7,6 +7,7 @@ import html
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
@@ -28,7 +29,12 @@ class Worker:
     """Runs one job at a time on a thread; the notebook stays usable meanwhile.
 
     ``run(label, job, show)`` calls ``job()`` on the thread, then ``show(result)``, whose
-    return value is the success message. ``wait()`` blocks until the job ended (tests).
+    return value is the success message. A quiet job (a background refresh) shows no bar
+    and no "working" message; a user's job that comes while one runs waits for it, then
+    runs. ``wait()`` blocks until every job ended (tests).
+
+    >>> worker.run("promoting lin v2", job, lambda r: f"moved to v{r}")  # doctest: +SKIP
+    True
     """
 
     def __init__(self) -> None:
@@ -49,7 +55,11 @@ class Worker:
         self.controls: list[widgets.Widget] = []
         self._idle = threading.Event()
         self._idle.set()
+        #: guards the three fields below and the controls' state: a job that ends and a click
+        #: that comes meanwhile see each other whole
         self._lock = threading.Lock()
+        self._running: str | None = None  # "quiet", "user" or None
+        self._queued: _Job | None = None  # a user's job waiting for a quiet one to end
 
     @property
     def busy(self) -> bool:
@@ -74,55 +84,77 @@ class Worker:
         *,
         quiet: bool = False,
     ) -> bool:
-        """Start ``job``; False (and nothing started) when another job still runs."""
+        """Start ``job``, or queue a user's job behind a quiet one that runs.
+
+        False (and nothing started) for a quiet job while any job runs (the next refresh
+        comes soon enough), and for a user's job while another user's job runs or waits.
+        """
         with self._lock:
-            if self.busy:
-                if not quiet:
-                    self.say("still working on the previous request; try again when it ends")
+            if self._running is None:
+                self._running = "quiet" if quiet else "user"
+                self._idle.clear()
+                start = True
+            elif quiet:
                 return False
-            self._idle.clear()
-        if not quiet:
-            self._set_controls(True)
-            self.progress.layout.display = ""
-            self.say(f"{label}…")
-        thread = threading.Thread(
-            target=self._execute,
-            args=(label, job, show, quiet),
-            name=f"mlops-panel {label}",
-            daemon=True,
-        )
-        thread.start()
+            elif self._running == "quiet" and self._queued is None:
+                self._queued = _Job(label, job, show)
+                start = False
+            else:
+                self.say("still working on the previous request; try again when it ends")
+                return False
+            if not quiet:
+                # under the lock: a job ending meanwhile cannot enable them again too early
+                self._set_controls(True)
+                self.progress.layout.display = ""
+                self.say(f"{label}…")
+        if start:
+            thread = threading.Thread(
+                target=self._execute,
+                args=(_Job(label, job, show), quiet),
+                name=f"mlops-panel {label}",
+                daemon=True,
+            )
+            thread.start()
         return True
 
-    def _execute(
-        self,
-        label: str,
-        job: Callable[[], Any],
-        show: Callable[[Any], str | None] | None,
-        quiet: bool,
-    ) -> None:
+    def _execute(self, job: _Job, quiet: bool) -> None:
+        while True:
+            text, kind = self._outcome(job, quiet)
+            with self._lock:
+                after, self._queued = self._queued, None
+                if after is None:
+                    if text is not None:
+                        self.say(text, kind)
+                    elif not quiet:
+                        self.say("")
+                    if not quiet:
+                        self.progress.layout.display = "none"
+                        self._set_controls(False)
+                    self._running = None
+                    self._idle.set()
+                    return
+                # a user's job waited for this quiet one: it runs now, on this thread, and
+                # its outcome is the one shown; its controls stay disabled meanwhile
+                self._running = "user"
+            job, quiet = after, False
+
+    def _outcome(self, job: _Job, quiet: bool) -> tuple[str | None, str]:
+        """Run the job (with the moving bar unless quiet): its message and kind."""
         ticking = threading.Event()
         ticker = None
         if not quiet:
-            ticker = threading.Thread(target=self._tick, args=(label, ticking), daemon=True)
+            ticker = threading.Thread(target=self._tick, args=(job.label, ticking), daemon=True)
             ticker.start()
         try:
-            result = job()
-            text, kind = (show(result) if show is not None else None), "ok"
+            result = job.call()
+            text, kind = (job.show(result) if job.show is not None else None), "ok"
         except BaseException as err:  # shown in the tab; the kernel never sees a traceback
             text, kind = error_text(err), "error"
         # the ticker stops before the outcome is shown, so it cannot overwrite it
         ticking.set()
         if ticker is not None:
             ticker.join()
-        if text is not None:
-            self.say(text, kind)
-        elif not quiet:
-            self.say("")
-        if not quiet:
-            self.progress.layout.display = "none"
-            self._set_controls(False)
-        self._idle.set()
+        return text, kind
 
     def _tick(self, label: str, stop: threading.Event) -> None:
         started = time.monotonic()
@@ -137,6 +169,13 @@ class Worker:
             control.disabled = disabled
 
     def wait(self, timeout: float = 180.0) -> None:
-        """Block until the current job ended."""
+        """Block until the current job, and a job queued behind it, ended."""
         if not self._idle.wait(timeout):
             raise TimeoutError(f"the panel's job did not end within {timeout:g} s")
+
+
+@dataclass(frozen=True)
+class _Job:
+    label: str
+    call: Callable[[], Any]
+    show: Callable[[Any], str | None] | None

@@ -4,6 +4,7 @@ changes the real traffic, Switch sends it all to one version, Stop stops the pro
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from jupyter_mlops.config import Settings
 from jupyter_mlops.serving import manager
-from tests.conftest import wait_for_capture
+from tests.conftest import WAIT_S, wait_for_capture
 from tests.widgets.conftest import text_of
 
 pytestmark = pytest.mark.slow
@@ -77,6 +78,44 @@ def test_deploy_canary_switch_and_stop(registry: Settings, make_panel: Any) -> N
     assert manager.get_deployment(deployment.id, settings=registry).status == "stopped"
     assert not manager._alive(deployment.pid)
     assert tab.deployment.value is None
+
+
+def test_deploy_clicked_during_a_slow_live_refresh_runs_after_it(
+    registry: Settings, make_panel: Any
+) -> None:
+    """The panel's live refresh (every few seconds on this tab) must not swallow a click."""
+    panel = make_panel(tab="deployments")
+    tab = panel.deployments
+    before = {d.id for d in manager.deployments(settings=registry)}
+    loading, release = threading.Event(), threading.Event()
+    load = tab._load
+
+    def slow_load() -> Any:  # the real listing, once the test lets it go
+        loading.set()
+        assert release.wait(WAIT_S), "the test never released the refresh"
+        return load()
+
+    tab._load = slow_load
+    try:
+        tab.refresh(quiet=True)  # what the live refresh does
+        assert loading.wait(WAIT_S)
+        tab._load = load
+        tab.spec.value = "lin@champion"
+        tab.deploy_button.click()
+        assert tab.worker.text == "deploying lin@champion…"
+        assert tab.deploy_button.disabled and tab.stop_button.disabled
+    finally:
+        release.set()
+        tab._load = load
+        tab.worker.wait()
+    (deployment,) = [d for d in manager.deployments(settings=registry) if d.id not in before]
+    try:
+        assert not tab.worker.failed, tab.worker.text
+        assert tab.worker.text == f"deployed lin@champion as {deployment.id} at {deployment.url}"
+        assert not tab.deploy_button.disabled and not tab.stop_button.disabled
+        assert tab.deployment.value == deployment.id
+    finally:
+        manager.undeploy(deployment.id, settings=registry)
 
 
 def test_canary_on_the_only_served_version_says_why(registry: Settings, make_panel: Any) -> None:

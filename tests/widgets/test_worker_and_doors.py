@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as widgets
 import pytest
 
 import jupyter_mlops
@@ -13,6 +14,7 @@ from jupyter_mlops.exceptions import NotFoundError, UsageError
 from jupyter_mlops.magics import help_message, run_line
 from jupyter_mlops.widgets import Panel
 from jupyter_mlops.widgets._worker import Worker
+from tests.conftest import WAIT_S
 
 
 def test_job_runs_off_the_main_thread_and_the_caller_returns_at_once() -> None:
@@ -35,6 +37,52 @@ def test_job_runs_off_the_main_thread_and_the_caller_returns_at_once() -> None:
     assert seen == ["mlops-panel waiting"]
     assert worker.text == "job said done" and not worker.failed
     assert worker.progress.layout.display == "none"
+
+
+def test_a_users_job_waits_for_a_slow_quiet_refresh_then_runs_and_shows() -> None:
+    """A click during a background refresh is not refused: it runs once the refresh ends."""
+    worker = Worker()
+    button = widgets.Button()
+    worker.controls = [button]
+    refreshing, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow_refresh() -> None:
+        refreshing.set()
+        assert release.wait(WAIT_S), "the test never released the refresh"
+        order.append("refresh")
+
+    def promote() -> str:
+        order.append("promote")
+        return "2"
+
+    assert worker.run("refreshing", slow_refresh, quiet=True)
+    assert refreshing.wait(WAIT_S)
+    assert worker.busy and worker.text == "" and not button.disabled  # quiet: nothing shown
+    assert worker.run("promoting", promote, lambda version: f"moved to v{version}")
+    assert worker.text == "promoting…" and button.disabled
+    assert worker.progress.layout.display == ""
+    assert not worker.run("refreshing", slow_refresh, quiet=True), "one refresh at a time"
+    assert order == []
+    release.set()
+    worker.wait()
+    assert order == ["refresh", "promote"]
+    assert worker.text == "moved to v2" and not worker.failed
+    assert not button.disabled, "controls come back once the user's job ended"
+    assert worker.progress.layout.display == "none"
+
+
+def test_a_second_users_job_behind_a_quiet_refresh_is_refused() -> None:
+    worker = Worker()
+    release = threading.Event()
+    ran: list[str] = []
+    assert worker.run("refreshing", lambda: release.wait(WAIT_S), quiet=True)
+    assert worker.run("first", lambda: ran.append("first"), lambda _: "first done")
+    assert not worker.run("second", lambda: ran.append("second"))
+    assert worker.text == "still working on the previous request; try again when it ends"
+    release.set()
+    worker.wait()
+    assert ran == ["first"] and worker.text == "first done"
 
 
 @pytest.mark.parametrize(
