@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from .app import create_app
+    from .limits import uvicorn_options
 
     app = create_app(args.config.resolve())
     stop = threading.Event()
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
             daemon=True,
         ).start()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        # bounded headers, bodies and connections: a slow or greedy client cannot hold the server
+        uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options())
     finally:
         stop.set()
 

@@ -538,3 +538,19 @@ def test_slow_headers_are_cut_off_and_connections_are_bounded(limited: int) -> N
     assert answers.count(b"closed") < len(answers)
     status, _, _ = Client(f"http://127.0.0.1:{limited}").call("GET", "/ping")
     assert status == 200
+
+
+def test_a_deployed_server_cuts_off_headers_that_never_end(registry: Settings) -> None:
+    """The server process a deployment starts runs with the same bounds."""
+    d = _deploy(registry, "lin/1", name="slow-headers", capture=False)
+    try:
+        sock = _raw(int(d.url.rsplit(":", 1)[1]))
+        try:
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            answer = _answer(sock)
+        finally:
+            sock.close()
+    finally:
+        manager.undeploy(d.id, settings=registry)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"request headers took too long" in answer
