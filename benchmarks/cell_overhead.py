@@ -187,6 +187,8 @@ def main() -> None:
     print(row("run_cell without tracking", without))
     print(row("run_cell with tracking", tracked))
     print(row("added latency per cell", added))
+    tail = percentile(tracked, 99) - percentile(without, 99)
+    print(f"  p99 with minus p99 without         {ms(tail)}   (the machine's own tail apart)")
     print(f"  goal: median < {GOAL_MEDIAN_MS} ms and p99 < {GOAL_P99_MS} ms: {verdict}")
     print(row("  of it: IPython history lock wait", added_wait))
     print(row("  of it: everything else", added_rest))
