@@ -13,7 +13,6 @@ from ._display import output
 from ._version import __version__
 from .config import Settings, load_settings
 from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, UsageError
-from .tracking.api import flush, log_metrics, log_params, set_tags
 
 if TYPE_CHECKING:
     from .monitoring.drift import DriftReport, drift
@@ -38,10 +37,15 @@ if TYPE_CHECKING:
         switch,
         undeploy,
     )
+    from .tracking.api import flush, log_metrics, log_params, set_tags
     from .widgets import panel
 
-# imported on first use, so %load_ext pays only for tracking
+# imported on first use, so %load_ext pays only for tracking, and a command only for itself
 _LAZY = {
+    "flush": "tracking.api",
+    "log_metrics": "tracking.api",
+    "log_params": "tracking.api",
+    "set_tags": "tracking.api",
     "DriftReport": "monitoring.drift",
     "drift": "monitoring.drift",
     "MonitorResult": "monitoring.monitor",

@@ -217,6 +217,8 @@ def run(
         kernel_name=kernel,
         executor=executor,
         scheduler=scheduler,
+        # a command that finds every step cached should not wait for MLflow to record it
+        record_in_background=True,
     )
     click.echo(outcome.summary())
 

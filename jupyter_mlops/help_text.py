@@ -19,7 +19,8 @@ DRAIN = (
 UI = "Print the command that opens the MLflow UI on this project's store."
 RUN = (
     "Run a pipeline.yaml: its notebook steps with papermill as a DAG, each a tracked run, "
-    "unchanged steps from cache."
+    "unchanged steps from cache. When every step is cached the answer comes from the cache "
+    "index at once and a writer process records the runs just after."
 )
 PIPELINES = "List past pipeline runs, newest first."
 PARAM = "Override a pipeline param: -p name=value (repeatable)."

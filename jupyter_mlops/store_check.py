@@ -4,10 +4,7 @@ answers. MLflow's own client retries a dead server for minutes; a user asking
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
-import urllib.error
-import urllib.request
 from functools import lru_cache
 
 from .config import Settings
@@ -38,6 +35,8 @@ def redact_uri(uri: str) -> str:
 
 @lru_cache(maxsize=1)
 def _plugin_schemes() -> frozenset[str]:
+    import importlib.metadata  # here: it costs a command that never asks ~0.1 s
+
     names: set[str] = set()
     for group in ("mlflow.tracking_store", "mlflow.model_registry_store"):
         names.update(ep.name for ep in importlib.metadata.entry_points(group=group))
@@ -68,6 +67,9 @@ def check_reachable(settings: Settings, timeout: float = 3.0) -> None:
         check_scheme(uri, variable)
         if not uri.lower().startswith(("http://", "https://")):
             continue
+        import urllib.error
+        import urllib.request
+
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
                 pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -111,6 +112,31 @@ def drain(root: Path) -> None:
     """Make sure every journal of the project reached the store."""
     summary = drain_orphans(settings_for(root), wait=60)
     assert not summary.failed, summary.failed
+
+
+def runs_in_db(db: Path) -> int:
+    """Runs in an embedded store right now, read without MLflow (0 before it exists)."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    except sqlite3.OperationalError:
+        return 0
+    try:
+        return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+def wait_for_more_runs(db: Path, proc: subprocess.Popen[bytes], seen: int) -> int:
+    """Until a writer process has written more than ``seen`` runs, or exited."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now = runs_in_db(db)
+        if now > seen or proc.poll() is not None:
+            return now
+        time.sleep(0.02)
+    raise AssertionError("the writer wrote nothing within 120 s")
 
 
 def runs_of_kind(root: Path, kind: str, experiment: str | None = None) -> list[Any]:

@@ -2,7 +2,8 @@
 
 A key covers everything that can change a step's result: the notebook's source (outputs
 and metadata stripped), the resolved parameters, the upstream outputs, the content of
-declared input files and the package version.
+declared input files, the package version and, for a step that watches deployments, what
+they captured.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def step_cache_key(
     upstream: dict[str, dict[str, Any]],
     inputs: dict[str, str],
     version: str,
+    traffic: dict[str, str] | None = None,
 ) -> str:
     material = {
         "notebook": notebook_fingerprint(notebook),
@@ -55,6 +57,8 @@ def step_cache_key(
         "inputs": inputs,
         "version": version,
     }
+    if traffic:
+        material["traffic"] = traffic
     text = json.dumps(material, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

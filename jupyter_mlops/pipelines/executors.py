@@ -94,6 +94,17 @@ def make_executor(name: str = "local", scheduler: str | None = None) -> StepExec
 
     >>> make_executor("dask", "tcp://10.0.0.5:8786")  # doctest: +SKIP
     """
+    check_executor(name, scheduler)
+    if name == "local":
+        return LocalExecutor()
+    from .dask_executor import DaskExecutor
+
+    assert scheduler is not None
+    return DaskExecutor.connect(scheduler)
+
+
+def check_executor(name: str, scheduler: str | None) -> None:
+    """Refuse an unknown executor or a scheduler address that does not go with it."""
     if name not in EXECUTORS:
         raise UsageError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
     if name == "local":
@@ -101,9 +112,5 @@ def make_executor(name: str = "local", scheduler: str | None = None) -> StepExec
             raise UsageError(
                 "--scheduler is the address of a Dask scheduler: use it with --executor dask"
             )
-        return LocalExecutor()
-    if not scheduler:
+    elif not scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
-    from .dask_executor import DaskExecutor
-
-    return DaskExecutor.connect(scheduler)

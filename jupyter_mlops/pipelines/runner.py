@@ -13,23 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
-from .._version import __version__
 from ..config import Settings, load_settings
 from ..exceptions import MlopsError
-from .cache import CacheEntry, CacheIndex, file_hash, step_cache_key
+from .cache import CacheEntry, CacheIndex, file_hash
 from .executor import STEP_ENV_NOTEBOOK, STEP_ENV_RUN, StepFailure
-from .executors import StepExecutor, StepTask, make_executor
+from .executors import StepExecutor, StepTask, check_executor, make_executor
 from .outputs import path_outputs, read_outputs, resolve_path
-from .params import (
-    check_step_params,
-    resolve_pipeline_params,
-    resolve_step_params,
-    template_parameters,
+from .params import resolve_pipeline_params
+from .resolve import resolve_step
+from .run_tags import (
+    json_tag,
+    output_metrics,
+    param_values,
+    pipeline_tags,
+    reuse_tags,
+    step_tags,
 )
 from .spec import PipelineSpec, load_pipeline
 
 _OK = ("FINISHED", "CACHED", "REUSED")
-_TAG_LIMIT = 8000
 
 
 @dataclass
@@ -65,6 +67,9 @@ class PipelineResult:
     duration_s: float
     executed_dir: str
     warnings: list[str] = field(default_factory=list)
+    #: a run answered from the cache alone: the journal record its run is written from
+    #: (``run_id`` is empty until the writer has written it)
+    record_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,9 +98,16 @@ class PipelineResult:
 
     def summary(self) -> str:
         lines = [f"warning: {w}" for w in self.warnings]
-        lines.append(
-            f"pipeline {self.name!r} run {self.run_id}: {self.status} in {self.duration_s:.1f} s"
-        )
+        if self.run_id:
+            lines.append(
+                f"pipeline {self.name!r} run {self.run_id}: {self.status} "
+                f"in {self.duration_s:.1f} s"
+            )
+        else:
+            lines.append(
+                f"pipeline {self.name!r}: {self.status} in {self.duration_s:.1f} s, every step "
+                f"from the cache (its run is being recorded: record {self.record_id})"
+            )
         for step in self.steps.values():
             note = ""
             if step.status in ("CACHED", "REUSED") and step.reused_run_id:
@@ -118,11 +130,6 @@ class PipelineFailed(MlopsError):
     def __init__(self, result: PipelineResult):
         super().__init__(result.error_message())
         self.result = result
-
-
-def _json_tag(value: Any) -> str:
-    text = json.dumps(value, default=str, sort_keys=True)
-    return text if len(text) <= _TAG_LIMIT else text[: _TAG_LIMIT - 1] + "…"
 
 
 class _Run:
@@ -157,15 +164,7 @@ class _Run:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.results: dict[str, StepResult] = {}
         self.warnings: list[str] = []
-        tags = {
-            "mlops.kind": "pipeline",
-            "mlops.pipeline_file": settings.relative(spec.path),
-            "mlops.pipeline_params": _json_tag(params),
-            "mlops.dag": _json_tag({n: list(s.needs) for n, s in spec.steps.items()}),
-            "mlflow.source.name": settings.relative(spec.path),
-            "mlflow.source.type": "PROJECT",
-            **extra_tags,
-        }
+        tags = pipeline_tags(spec, params, settings, extra_tags)
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=spec.name)
         self.run_id: str = run.info.run_id
         self._log_params(self.run_id, params)
@@ -174,26 +173,12 @@ class _Run:
         self.thread_env = executor.thread_env(parallel)
 
     # -- one step ---------------------------------------------------------------------------
-    def _input_hashes(self, step_name: str) -> dict[str, str]:
-        hashes = {}
-        for rel in self.spec.steps[step_name].inputs:
-            path = self.settings.resolve_inside(rel)
-            if not path.is_file():
-                raise MlopsError(f"step {step_name!r}: declared input {rel!r} does not exist")
-            hashes[rel] = file_hash(path)
-        return hashes
-
     def _start_step_run(self, name: str, key: str, values: dict[str, Any], **tags: str) -> str:
-        step = self.spec.steps[name]
         run = self.client.create_run(
             self.experiment_id,
             tags={
-                "mlops.kind": "step",
-                "mlops.step": name,
+                **step_tags(self.spec, name, key, self.settings),
                 "mlflow.parentRunId": self.run_id,
-                "mlops.cache_key": key,
-                "mlflow.source.name": self.settings.relative(step.notebook),
-                "mlflow.source.type": "NOTEBOOK",
                 **tags,
             },
             run_name=name,
@@ -204,7 +189,7 @@ class _Run:
     def _log_params(self, run_id: str, values: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        params = [Param(k, str(v)[:6000]) for k, v in values.items()]
+        params = [Param(k, v) for k, v in param_values(values).items()]
         for i in range(0, len(params), 100):
             self.client.log_batch(run_id, params=params[i : i + 100])
 
@@ -212,13 +197,9 @@ class _Run:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
-        metrics = [
-            Metric(k, float(v), now, 0)
-            for k, v in outputs.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-        ]
+        metrics = [Metric(k, v, now, 0) for k, v in output_metrics(outputs).items()]
         self.client.log_batch(
-            run_id, metrics=metrics, tags=[RunTag("mlops.outputs", _json_tag(outputs))]
+            run_id, metrics=metrics, tags=[RunTag("mlops.outputs", json_tag(outputs))]
         )
         self.client.set_terminated(run_id, status)
 
@@ -231,9 +212,7 @@ class _Run:
         how: str,
         outputs: dict[str, Any],
     ) -> StepResult:
-        run_id = self._start_step_run(
-            name, key, values, **{"mlops.cache_hit": "true", "mlops.reused_run_id": source}
-        )
+        run_id = self._start_step_run(name, key, values, **reuse_tags(source))
         self._finish_step_run(run_id, outputs, "FINISHED")
         return StepResult(
             name=name,
@@ -248,22 +227,10 @@ class _Run:
     def run_step(self, name: str) -> StepResult:
         step = self.spec.steps[name]
         started = time.perf_counter()
-        upstream = {n: self.outputs[n] for n in self.spec.upstream(name)}
-        values = resolve_step_params(step, self.params, self.outputs)
-        declared = template_parameters(step.notebook)
-        if declared is None:
-            self.warnings.append(
-                f"step {name!r}: {step.notebook.name} has no cell tagged 'parameters'; "
-                "papermill injects the parameters at the top"
-            )
-        check_step_params(self.spec, step, values, declared)
-        key = step_cache_key(
-            notebook=step.notebook,
-            params=values,
-            upstream=upstream,
-            inputs=self._input_hashes(name),
-            version=__version__,
-        )
+        resolved = resolve_step(self.spec, name, self.params, self.outputs, self.settings)
+        if resolved.warning:
+            self.warnings.append(resolved.warning)
+        values, key = resolved.values, resolved.key
         if name in self.prior:
             source, reused = self.prior[name]
             return self._reuse(name, key, values, source, "REUSED", reused)
@@ -389,7 +356,7 @@ class _Run:
             executed_dir=self.settings.relative(self.executed_dir),
             warnings=self.warnings,
         )
-        tags = [RunTag("mlops.step_status", _json_tag({n: r.status for n, r in ordered.items()}))]
+        tags = [RunTag("mlops.step_status", json_tag({n: r.status for n, r in ordered.items()}))]
         failed = result.failed_step()
         if failed is not None:
             tags += [
@@ -446,12 +413,16 @@ def run_pipeline(
     tags: dict[str, str] | None = None,
     executor: str | StepExecutor = "local",
     scheduler: str | None = None,
+    record_in_background: bool = False,
 ) -> PipelineResult:
     """Run a pipeline; raise ``PipelineFailed`` (with the result) when a step fails.
 
     ``params`` are ``-p k=v`` overrides as text, typed by the defaults in the spec.
     ``executor="dask"`` with a ``scheduler`` address runs the steps on a Dask cluster;
     ``parallel`` then defaults to the cluster's worker threads (else to 1).
+    ``record_in_background``: when every step is a cache hit, answer from the cache index
+    and let a writer process record the runs (the result's ``run_id`` is then empty and
+    ``record_id`` names the journal record); what a short-lived command wants.
 
     >>> result = run_pipeline("templates/pipeline.yaml", {"epochs": "5"})  # doctest: +SKIP
     >>> result.steps["evaluate"].outputs["test_accuracy"]  # doctest: +SKIP
@@ -460,6 +431,19 @@ def run_pipeline(
     if parallel is not None and parallel < 1:
         raise MlopsError(f"--parallel must be at least 1, got {parallel}")
     spec = pipeline if isinstance(pipeline, PipelineSpec) else load_pipeline(pipeline)
+    if record_in_background and use_cache and not resume:
+        from .from_cache import run_from_cache
+
+        if isinstance(executor, str):
+            check_executor(executor, scheduler)
+        settings = settings or load_settings(spec.base_dir)
+        extra = dict(tags or {})
+        name = executor if isinstance(executor, str) else executor.name
+        if name != "local":
+            extra.setdefault("mlops.executor", name)
+        cached = run_from_cache(spec, resolve_pipeline_params(spec, params or {}), settings, extra)
+        if cached is not None:
+            return cached
     if isinstance(executor, str):
         with contextlib.closing(make_executor(executor, scheduler)) as owned:
             return run_pipeline(

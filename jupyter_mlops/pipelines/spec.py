@@ -30,7 +30,7 @@ from typing import Any
 
 from ..exceptions import MlopsError
 
-_STEP_KEYS = {"notebook", "params", "needs", "inputs", "outputs", "cache"}
+_STEP_KEYS = {"notebook", "params", "needs", "inputs", "outputs", "cache", "traffic"}
 _TOP_KEYS = {"name", "params", "steps", "description"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 #: ``${params.NAME}`` or ``${steps.STEP.OUTPUT}``
@@ -63,6 +63,9 @@ class StepSpec:
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     cache: bool = True
+    #: deployments whose captured traffic is part of the cache key (a monitor step is a
+    #: hit while they captured nothing new)
+    traffic: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ def _step(path: Path, name: str, raw: Any) -> StepSpec:
         inputs=_str_list(path, name, "inputs", raw.get("inputs")),
         outputs=_str_list(path, name, "outputs", raw.get("outputs")),
         cache=cache,
+        traffic=_str_list(path, name, "traffic", raw.get("traffic")),
     )
 
 

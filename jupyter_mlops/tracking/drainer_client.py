@@ -28,6 +28,40 @@ def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
+def start_writer(settings: Settings, session_id: str, *, stdin: int) -> subprocess.Popen[bytes]:
+    """The writer process of one journal, in its own session (a kernel interrupt, SIGINT to
+    the group, must not kill it), logging to ``.mlops/logs/drainer-<session>.log``.
+
+    With ``stdin=subprocess.DEVNULL`` it writes what the journal holds and exits: how a
+    process that is not a kernel hands its records over and leaves at once.
+    """
+    logs = settings.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_package_root(), env.get("PYTHONPATH", "")) if p
+    )
+    log_path = logs / f"drainer-{session_id}.log"
+    with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_mlops.tracking.drainer",
+                "--project",
+                str(settings.project_dir),
+                "--session",
+                session_id,
+            ],
+            stdin=stdin,
+            stdout=subprocess.PIPE if stdin == subprocess.PIPE else subprocess.DEVNULL,
+            stderr=log,
+            cwd=settings.project_dir,
+            env=env,
+            start_new_session=True,
+        )
+
+
 class DrainerHandle:
     """One drainer process for one session journal."""
 
@@ -46,31 +80,7 @@ class DrainerHandle:
         self.experiment_id: str | None = None
 
     def start(self) -> None:
-        logs = self.settings.state_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_package_root(), env.get("PYTHONPATH", "")) if p
-        )
-        with open(logs / f"drainer-{self.session_id}.log", "ab") as log:
-            self._proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jupyter_mlops.tracking.drainer",
-                    "--project",
-                    str(self.settings.project_dir),
-                    "--session",
-                    self.session_id,
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                cwd=self.settings.project_dir,
-                env=env,
-                # its own session: a kernel interrupt (SIGINT to the group) must not kill it
-                start_new_session=True,
-            )
+        self._proc = start_writer(self.settings, self.session_id, stdin=subprocess.PIPE)
         proc = self._proc
         assert proc.stdout is not None
         threading.Thread(

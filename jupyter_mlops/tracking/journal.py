@@ -193,6 +193,8 @@ class DrainState:
     session: dict[str, Any] = field(default_factory=dict)
     #: record id -> run id for records whose run exists but is not finished
     pending: dict[str, str] = field(default_factory=dict)
+    #: record id -> run id of every ``run`` record written, so a child finds its parent
+    runs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> DrainState:

@@ -1,5 +1,10 @@
 """Turns journal records into MLflow runs. Runs in the drainer, never in the kernel.
 
+Two kinds of journal: a kernel session's (``session_start``, ``cell``, ... records, cells
+nested under the session run) and one of plain ``run`` records, which a process that is not
+a kernel writes (a fully cached pipeline run from the command line): each names its
+experiment and, by record id, its parent.
+
 Exactly once: every run carries its record's id (``mlops.record_id``, or ``mlops.session_id``
 for a session run) as a tag written in the same call that creates the run, so the store
 itself can say which records already have a run. A drainer that starts, or that retries
@@ -96,6 +101,7 @@ class MlflowSink:
         self._session_metrics: list[Any] = []
         #: record id -> status of the run the store already holds for it (from reconcile)
         self._in_store: dict[str, str] = {}
+        self._experiments: dict[str, str] = {}
 
     @property
     def _session(self) -> Record:
@@ -104,6 +110,7 @@ class MlflowSink:
     # -- reconciliation ---------------------------------------------------------------
     def reconcile(self, records: list[Record]) -> None:
         """Ask the store which of ``records`` an interrupted drain already wrote."""
+        self._reconcile_runs(records)
         session_start = next((r for r in records if r.get("type") == "session_start"), None)
         if session_start is not None and not self.state.session:
             self.state.session = session_start
@@ -135,13 +142,34 @@ class MlflowSink:
                 else:
                     self._in_store[record_id] = run.info.status
 
-    def _search(self, experiment_id: str, query: str, kind: str) -> list[Any]:
+    def _reconcile_runs(self, records: list[Record]) -> None:
+        runs = [r for r in records if r.get("type") == "run" and r["id"] not in self.state.runs]
+        for journal, experiment in sorted({(str(r["journal"]), r["experiment"]) for r in runs}):
+            query = f"tags.`mlops.journal_id` = '{journal}'"
+            for run in self._search(self._experiment(experiment), query):
+                record_id = run.data.tags.get("mlops.record_id")
+                if not record_id:
+                    continue
+                self.state.runs[record_id] = run.info.run_id
+                if run.info.status == "RUNNING":
+                    self.state.pending[record_id] = run.info.run_id
+                else:
+                    self._in_store[record_id] = run.info.status
+
+    def _experiment(self, name: str) -> str:
+        if name not in self._experiments:
+            self._experiments[name] = store.get_or_create_experiment(self.settings, name)
+        return self._experiments[name]
+
+    def _search(self, experiment_id: str, query: str, kind: str | None = None) -> list[Any]:
         out: list[Any] = []
         token = None
+        if kind is not None:
+            query += f" and tags.`mlops.kind` = '{kind}'"
         while True:
             page = self._client.search_runs(
                 [experiment_id],
-                filter_string=f"{query} and tags.`mlops.kind` = '{kind}'",
+                filter_string=query,
                 max_results=1000,
                 page_token=token,
             )
@@ -161,6 +189,8 @@ class MlflowSink:
             self._session_tags(record)
         elif kind == "session_end":
             self._session_end(record, record.get("status", "FINISHED"))
+        elif kind == "run":
+            self._run(record)
         self.state.last_time = max(self.state.last_time, int(record.get("time", 0) or 0))
 
     # -- session ------------------------------------------------------------------
@@ -308,6 +338,53 @@ class MlflowSink:
         self.state.pending.pop(rec["id"], None)
         # the session run carries every metric as a history across cells, written per batch
         self._session_metrics.extend(session_metrics)
+
+    # -- plain runs -------------------------------------------------------------------
+    def _run(self, rec: Record) -> None:
+        """A whole run from one record: tags, params, metrics, JSON artifacts, its end."""
+        from mlflow.entities import Metric, Param
+
+        record_id = rec["id"]
+        if record_id in self._in_store:
+            self._in_store.pop(record_id)  # written whole before an earlier drain died
+            return
+        if record_id in self.state.runs and record_id not in self.state.pending:
+            return  # written whole earlier in a batch that is being replayed
+        client = self._client
+        run_id = self.state.pending.get(record_id)
+        if run_id is None:
+            tags = {
+                **{k: _truncate(str(v), _MAX_TAG) for k, v in (rec.get("tags") or {}).items()},
+                "mlops.record_id": record_id,
+                "mlops.journal_id": str(rec["journal"]),
+            }
+            parent = rec.get("parent")
+            if parent:
+                parent_run = self.state.runs.get(parent)
+                if parent_run is None:
+                    raise RuntimeError(f"run record {record_id} comes before its parent {parent}")
+                tags["mlflow.parentRunId"] = parent_run
+            run = client.create_run(
+                self._experiment(rec["experiment"]),
+                start_time=rec["start"],
+                tags=tags,
+                run_name=rec.get("run_name"),
+            )
+            run_id = run.info.run_id
+            self.state.pending[record_id] = run_id
+            self.state.runs[record_id] = run_id
+        params = [Param(k, str(v)) for k, v in (rec.get("params") or {}).items()]
+        for i in range(0, len(params), _MAX_PARAMS):
+            client.log_batch(run_id, params=params[i : i + _MAX_PARAMS])
+        metrics = [
+            Metric(k, float(v), rec["end"], 0) for k, v in (rec.get("metrics") or {}).items()
+        ]
+        for i in range(0, len(metrics), _MAX_METRICS):
+            client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS])
+        for name, value in (rec.get("dicts") or {}).items():
+            client.log_dict(run_id, value, name)
+        client.set_terminated(run_id, rec["status"], end_time=rec["end"])
+        self.state.pending.pop(record_id, None)
 
     def forget_batch(self) -> None:
         """Drop what a failed batch gathered; its replay gathers it again."""

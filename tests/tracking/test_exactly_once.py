@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_mlops.tracking.journal import JournalPaths, JournalWriter
-from tests.conftest import drain, runs_of_kind, settings_for
+from tests.conftest import drain, runs_of_kind, settings_for, wait_for_more_runs
 
 CELLS = 150
 KILLS = 24
@@ -84,29 +84,6 @@ def _start_writer(project: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _runs_in_db(db: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    except sqlite3.OperationalError:
-        return 0
-    try:
-        return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
-
-
-def _wait_for_more_runs(db: Path, proc: subprocess.Popen[bytes], seen: int) -> int:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        now = _runs_in_db(db)
-        if now > seen or proc.poll() is not None:
-            return now
-        time.sleep(0.02)
-    raise AssertionError("the writer wrote nothing within 120 s")
-
-
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
@@ -136,7 +113,7 @@ def test_writer_killed_at_random_points_leaves_one_complete_run_per_cell(project
                 time.sleep(3)  # the lock is the fault: it must last while the writer retries
                 lock.rollback()
                 lock.close()
-            seen = _wait_for_more_runs(db, proc, seen)
+            seen = wait_for_more_runs(db, proc, seen)
             if proc.poll() is not None:
                 break  # everything written before the kill came
             time.sleep(rng.uniform(0, 0.25))
