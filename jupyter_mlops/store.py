@@ -126,21 +126,42 @@ def _prepare_sqlite(db: Path, artifact_root: Path) -> None:
     lock = db.with_name(db.name + ".init.lock")
     _create_private(lock)
     with _file_lock(lock):
-        # SQLite creates -wal and -shm with the database file's mode: create it 0600 first
-        _create_private(db)
-        conn = sqlite3.connect(db, timeout=30)
-        try:
-            # WAL is a property of the file: set once, every later connection uses it.
-            conn.execute("PRAGMA journal_mode=WAL")
-            has_schema = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='experiments'"
-            ).fetchone()
-        finally:
-            conn.close()
-        if not has_schema:
-            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        if db.exists() and db.stat().st_size > 0:
+            conn = sqlite3.connect(db, timeout=30)
+            try:
+                has_schema = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='experiments'"
+                ).fetchone()
+            finally:
+                conn.close()
+            if has_schema:
+                return
+        _create_schema(db, artifact_root)
 
-            SqlAlchemyStore(f"sqlite:///{db.as_posix()}", artifact_root.as_uri())  # type: ignore[no-untyped-call]
+
+def _create_schema(db: Path, artifact_root: Path) -> None:
+    """MLflow's schema, built in a scratch file and moved into place in one rename.
+
+    Creating the tables and running MLflow's migrations takes seconds; a process killed
+    meanwhile would leave a store no later process can open. Called under the init lock,
+    so any scratch file already there is a killed process's leftover.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for leftover in db.parent.glob(db.name + ".new*"):
+        leftover.unlink(missing_ok=True)
+    scratch = db.with_name(db.name + ".new")
+    # SQLite creates -wal and -shm with the database file's mode: create it 0600 first
+    _create_private(scratch)
+    made = SqlAlchemyStore(f"sqlite:///{scratch.as_posix()}", artifact_root.as_uri())  # type: ignore[no-untyped-call]
+    made.engine.dispose()
+    conn = sqlite3.connect(scratch, timeout=30)
+    try:
+        # WAL is a property of the file: set once, every later connection uses it
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+    os.replace(scratch, db)
 
 
 def client(settings: Settings) -> MlflowClient:
