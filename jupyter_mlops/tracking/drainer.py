@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..config import Settings, load_settings
 from .journal import DrainState, FileLock, JournalPaths, is_locked, journals, read_records
@@ -31,12 +30,6 @@ from .sink import MlflowSink
 #: How long a drainer whose kernel has gone keeps retrying a failing store.
 GRACE_SECONDS = float(os.environ.get("JUPYTER_MLOPS_DRAIN_GRACE", "20"))
 _MAX_BACKOFF = 10.0
-#: the kernel counts as busy while its journal grew within this many seconds
-QUIET_SECONDS = float(os.environ.get("JUPYTER_MLOPS_QUIET", "0.3"))
-#: records wait at most this long for the kernel to be quiet
-MAX_DEFER_SECONDS = float(os.environ.get("JUPYTER_MLOPS_MAX_DEFER", "10"))
-#: records between two looks at whether the kernel became busy
-_PAUSE_CHECK = 8
 
 
 @dataclass
@@ -71,12 +64,8 @@ class JournalDrainer:
             self._sink = MlflowSink(self.settings, self.state, self._save)
         return self._sink
 
-    def drain(self, should_pause: Callable[[], bool] | None = None) -> int:
-        """Apply every complete record not yet applied; raise on the first store failure.
-
-        ``should_pause`` is asked every few records; True ends the batch there (progress
-        saved) so the kernel gets the machine back.
-        """
+    def drain(self) -> int:
+        """Apply every complete record not yet applied; raise on the first store failure."""
         applied = 0
         records = read_records(self.paths.journal, self.state.offset)
         if not records:
@@ -94,8 +83,6 @@ class JournalDrainer:
                 self.sink.apply(record)
                 self.state.offset = end
                 applied += 1
-                if should_pause is not None and applied % _PAUSE_CHECK == 0 and should_pause():
-                    break
             self.sink.flush_session_metrics()
         except BaseException:
             # replay the whole batch: its session history may not be in the store yet
@@ -175,56 +162,9 @@ def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {first}"[:300]
 
 
-class _Pace:
-    """Writes while the kernel is quiet.
-
-    A run of quick cells shares two cores and one disk with us: SQLite writes then show up
-    as a tail on the kernel's own history commits. Records of such a burst wait until its
-    journal has not grown for ``QUIET_SECONDS`` (at most ``MAX_DEFER_SECONDS``); a long cell
-    appends nothing while it runs, so records of earlier cells are written during it.
-    """
-
-    def __init__(self, journal: Path) -> None:
-        self.journal = journal
-        self.size = -1
-        self.grew_at = 0.0
-        self.waiting_since: float | None = None
-
-    def observe(self) -> int:
-        try:
-            size = self.journal.stat().st_size
-        except OSError:
-            size = 0
-        if size != self.size:
-            self.size = size
-            self.grew_at = time.monotonic()
-        return size
-
-    def overdue(self) -> bool:
-        return (
-            self.waiting_since is not None
-            and time.monotonic() - self.waiting_since >= MAX_DEFER_SECONDS
-        )
-
-    def busy(self) -> bool:
-        """The kernel appended within the quiet period, and nothing is overdue."""
-        self.observe()
-        return time.monotonic() - self.grew_at < QUIET_SECONDS and not self.overdue()
-
-    def due(self, offset: int) -> bool:
-        """Whether pending records should be written now."""
-        if self.observe() <= offset:
-            self.waiting_since = None
-            return False
-        if self.waiting_since is None:
-            self.waiting_since = time.monotonic()
-        return not self.busy()
-
-
 class _Loop:
     def __init__(self, settings: Settings, paths: JournalPaths):
         self.worker = JournalDrainer(settings, paths)
-        self.pace = _Pace(paths.journal)
         self.settings = settings
         self.failing = False
         self.backoff = 0.0
@@ -232,9 +172,9 @@ class _Loop:
         self.orphans_done = False
         self.announced_run: str | None = None
 
-    def attempt(self, paced: bool = False) -> bool:
+    def attempt(self) -> bool:
         try:
-            applied = self.worker.drain(self.pace.busy if paced else None)
+            applied = self.worker.drain()
         except Exception as err:
             if not self.failing:
                 _emit("store_error", message=_short(err), uri=self.settings.tracking_uri)
@@ -252,8 +192,6 @@ class _Loop:
             _emit("session", run_id=run_id, experiment_id=self.worker.state.experiment_id)
         if applied:
             _emit("progress", offset=self.worker.state.offset)
-            if self.pace.observe() <= self.worker.state.offset:
-                self.pace.waiting_since = None
         if not self.orphans_done:
             self.orphans_done = True
             drain_orphans(self.settings, exclude=self.worker.paths.session_id)
@@ -286,17 +224,12 @@ def run(settings: Settings, session_id: str, read_line: Callable[[float], str | 
     _emit("started", pid=os.getpid())
     try:
         while True:
-            timeout = 0.1 if not loop.failing else max(0.05, loop.next_try - time.monotonic())
+            timeout = 0.2 if not loop.failing else max(0.05, loop.next_try - time.monotonic())
             line = read_line(min(timeout, 0.5))
             if line == "":
                 loop.final()
                 return
-            if line is None:
-                if time.monotonic() < loop.next_try:
-                    continue
-                if not loop.pace.due(loop.worker.state.offset):
-                    continue
-                loop.attempt(paced=True)
+            if line is None and time.monotonic() < loop.next_try:
                 continue
             ok = loop.attempt()
             if line and line.startswith("flush"):
