@@ -107,7 +107,8 @@ class GuardedHttpProtocol(_Base):  # type: ignore[misc]
         super().data_received(data)
         if waiting and self.cycle is not self._waiting_after:
             self._disarm()  # the headers of a new request are complete
-        elif waiting:
+        elif waiting and not getattr(self.cycle, "more_body", False):
+            # (the rest of a body answered early, say with a 413, is not header bytes)
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
                 self._refuse(b"431 Request Header Fields Too Large", b"request headers too large")
