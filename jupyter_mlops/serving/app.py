@@ -32,6 +32,8 @@ from .config_file import read_config
 from .jsonio import dumps
 from .limits import BODY_TIMEOUT_S, MAX_BODY_BYTES, read_body
 from .model import RequestError, ServedVersion
+from .request_ids import HEADER as REQUEST_ID
+from .request_ids import request_id
 
 _OPEN_PATHS = {"/ping", "/health", "/v2/health/live", "/v2/health/ready"}
 
@@ -128,6 +130,7 @@ class ModelServer:
         served: ServedVersion,
         arrays: dict[str, Any],
         protocol: str,
+        request_id: str,
         names: list[str] | None = None,
     ) -> dict[str, Any]:
         feeds = served.coerce(arrays)
@@ -138,7 +141,7 @@ class ModelServer:
         self.latency.labels(served.version).observe(took)
         if self.capture is not None:
             # the arrays themselves: the capture writer's thread converts and writes them
-            self.capture.add(served.version, protocol, took, feeds, outputs)
+            self.capture.add(served.version, protocol, took, feeds, outputs, request_id)
         return outputs
 
 
@@ -149,9 +152,11 @@ def _is_v2(request: Request) -> bool:
 
 def _error(request: Request, err: RequestError) -> Response:
     """The protocol's error body: ``{"error"}`` under ``/v2``, MLflow's JSON elsewhere."""
+    headers = {REQUEST_ID: err.request_id} if err.request_id else None
     if _is_v2(request):
-        return Response(dumps({"error": err.message}), err.status, media_type="application/json")
-    return JSONResponse(mlflow_protocol.error_body(err), status_code=err.status)
+        body = dumps({"error": err.message})
+        return Response(body, err.status, headers, media_type="application/json")
+    return JSONResponse(mlflow_protocol.error_body(err), err.status, headers)
 
 
 def _mlflow_version() -> str:
@@ -182,7 +187,8 @@ def create_app(config_path: Path) -> Starlette:
                 return _error(request, err)
             except mlflow_protocol.PlainError as err:
                 server.errors.labels(str(err.status)).inc()
-                return PlainTextResponse(err.text, status_code=err.status)
+                headers = {REQUEST_ID: err.request_id} if err.request_id else None
+                return PlainTextResponse(err.text, err.status, headers)
             except Exception as err:  # a server fault, not the client's: say what it was
                 server.errors.labels("500").inc()
                 fault = RequestError(500, f"{type(err).__name__}: {err}", "INTERNAL_ERROR")
@@ -197,20 +203,26 @@ def create_app(config_path: Path) -> Starlette:
         return Response(mlflow_version, media_type="application/json")
 
     async def invocations(request: Request) -> Response:
-        mime = mlflow_protocol.media_type(request.headers.get("content-type"))
-        raw = await server.body(request)
-        served = server.routing.pick()
-        parsed = mlflow_protocol.parse(raw, mime, served)
+        rid = request_id(request.headers.get(REQUEST_ID))
         try:
-            outputs = server.run(served, parsed.arrays, "mlflow")
-        except RequestError as err:
-            if err.status != 400:
-                raise
-            raise RequestError(400, f"{mlflow_protocol.EVALUATION_FAILED} {err.message}") from None
-        body = dumps(mlflow_protocol.response(outputs, parsed.frame))
-        return Response(
-            body, media_type="application/json", headers={"X-Model-Version": served.version}
-        )
+            mime = mlflow_protocol.media_type(request.headers.get("content-type"))
+            raw = await server.body(request)
+            served = server.routing.pick()
+            parsed = mlflow_protocol.parse(raw, mime, served)
+            try:
+                outputs = server.run(served, parsed.arrays, "mlflow", rid)
+            except RequestError as err:
+                if err.status != 400:
+                    raise
+                raise RequestError(
+                    400, f"{mlflow_protocol.EVALUATION_FAILED} {err.message}"
+                ) from None
+            body = dumps(mlflow_protocol.response(outputs, parsed.frame))
+        except (RequestError, mlflow_protocol.PlainError) as err:
+            err.request_id = rid  # the client can quote it when it reports the failure
+            raise
+        headers = {"X-Model-Version": served.version, REQUEST_ID: rid}
+        return Response(body, media_type="application/json", headers=headers)
 
     def _served(request: Request, pick: bool) -> ServedVersion:
         """The version a ``/v2/models/<name>[/versions/<v>]`` path names (checked)."""
@@ -239,9 +251,16 @@ def create_app(config_path: Path) -> Starlette:
                                "the body uncompressed")  # fmt: skip
         raw = await server.body(request)
         infer = oip.parse_infer(raw, request.headers.get(oip.HEADER_LENGTH), served, server.name)
-        outputs = server.run(served, infer.inputs, "v2", infer.outputs)
+        # the body's id is the protocol's own; X-Request-ID serves a client that sends none
+        rid = infer.id or request_id(request.headers.get(REQUEST_ID))
+        try:
+            outputs = server.run(served, infer.inputs, "v2", rid, infer.outputs)
+        except RequestError as err:
+            err.request_id = rid
+            raise
         body, headers = oip.infer_response(server.name, served.version, infer, outputs)
         headers["X-Model-Version"] = served.version
+        headers[REQUEST_ID] = rid
         return Response(body, headers=headers)
 
     async def v2_model(request: Request) -> Response:

@@ -5,7 +5,9 @@
 - JSON lines ``capture-<YYYYMMDD-HH>.jsonl``, one request per line, written by earlier
   releases; still read, never rewritten or removed.
 
-Both read into the same table: one row per instance (a batch of 8 is 8 rows).
+Both read into the same table: one row per instance (a batch of 8 is 8 rows), its
+``request_id`` the request's id for a single instance, ``<id>-<i>`` in a batch, and None
+for a request captured before requests had ids.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .capture_store import SEGMENT_GLOB, read_stats, stream_batches
+from .request_ids import row_ids
 
 LEGACY_GLOB = "capture-*.jsonl"
 
@@ -66,6 +69,7 @@ def _legacy_frame(directory: Path, since: float | None) -> Any:
             record.update({f"f{j}": float(v) for j, v in enumerate(row)})
             if predicted is not None:
                 record.update({f"out{j}": float(v) for j, v in enumerate(predicted[i])})
+            record["request_id"] = None  # earlier releases gave requests no id
             rows.append(record)
     return pd.DataFrame(rows)
 
@@ -108,9 +112,8 @@ def _segment_frame(path: Path, since: float | None) -> Any:
     if outputs:
         predicted = _matrix(table.column(outputs[0]))
         columns.update({f"out{j}": predicted[:, j] for j in range(predicted.shape[1])})
-    ids = table.column("request_id")
-    if ids.null_count < len(ids):
-        columns["request_id"] = np.repeat(ids.to_numpy(), lengths)
+    ids = table.column("request_id").to_pylist() if "request_id" in names else [None] * len(lengths)
+    columns["request_id"] = row_ids(ids, lengths)
     return pd.DataFrame(columns)
 
 

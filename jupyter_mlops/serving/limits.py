@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
 from .model import RequestError
+from .request_ids import RULE as REQUEST_ID_RULE
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 BODY_TIMEOUT_S = 30.0
@@ -89,6 +91,7 @@ class GuardedHttpProtocol(_Base):  # type: ignore[misc]
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
+        self._received = b""
         self._arm()
 
     def _arm(self) -> None:
@@ -104,6 +107,7 @@ class GuardedHttpProtocol(_Base):  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         waiting = self._deadline is not None
+        self._received = data  # what a parse error is about, for its message
         super().data_received(data)
         if waiting and self.cycle is not self._waiting_after:
             self._disarm()  # the headers of a new request are complete
@@ -112,6 +116,10 @@ class GuardedHttpProtocol(_Base):  # type: ignore[misc]
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
                 self._refuse(b"431 Request Header Fields Too Large", b"request headers too large")
+
+    def send_400_response(self, msg: str) -> None:
+        """The parser refused the request: say which header, when a header is why."""
+        super().send_400_response(header_problem(self._received) or msg)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -138,6 +146,27 @@ class GuardedHttpProtocol(_Base):  # type: ignore[misc]
                 + str(len(text)).encode() + b"\r\nconnection: close\r\n\r\n" + text
             )  # fmt: skip
         self.transport.close()
+
+
+#: what HTTP parsers refuse in a header value (a tab is allowed)
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_problem(data: bytes) -> str | None:
+    """Which request header in ``data`` holds a control character, in words (ASCII)."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n")[1:]:  # after the request line
+        name, sep, value = line.partition(b":")
+        value = value.lstrip(b" \t")
+        found = _CONTROL.search(value) if sep else None
+        if found is None:
+            continue
+        header = name.strip().decode("ascii", "backslashreplace")
+        where = f"a control character (0x{found.group()[0]:02x}) at position {found.start()}"
+        if header.lower() == "x-request-id":
+            return f"X-Request-ID has {where}; {REQUEST_ID_RULE}"
+        return f"request header {header!r} has {where}; header values cannot hold one"
+    return None
 
 
 def uvicorn_options(

@@ -62,6 +62,8 @@ class RequestError(MlopsError):
         self.status = status
         self.message = message
         self.code = code
+        #: the request's id, once known: the error answer carries it too
+        self.request_id: str | None = None
 
 
 @dataclass

@@ -16,6 +16,7 @@ import numpy as np
 
 from .jsonio import dumps, load_json, tensor_list
 from .model import V2_TYPES, RequestError, ServedVersion, TensorSpec, check_shape, datatype_of
+from .request_ids import check_request_id
 
 HEADER_LENGTH = "inference-header-content-length"
 _NUMPY: dict[str, Any] = {v: k for k, v in V2_TYPES.items() if k not in (np.str_, np.bytes_)}
@@ -71,6 +72,8 @@ def parse_infer(
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError(400, "the request's 'id' must be a string")
+    if request_id:  # it goes back in a header and into the capture
+        check_request_id(request_id, "the request's 'id'")
     params = _object(body.get("parameters"), "the request's 'parameters'")
     items = body.get("inputs")
     if not isinstance(items, list):

@@ -51,6 +51,7 @@ class PlainError(Exception):
         super().__init__(text)
         self.status = status
         self.text = text
+        self.request_id: str | None = None
 
 
 def invalid(message: str) -> RequestError:

@@ -1,0 +1,63 @@
+"""Request ids: what joins a prediction to what is learnt about it later (a label, a complaint).
+
+Every prediction request has one: the client's (``X-Request-ID`` on ``/invocations``, the
+body's ``id`` on ``/v2/.../infer``) or a new ``uuid4().hex``. It goes back in the
+``x-request-id`` response header and into the capture. A request of one instance keeps it
+as is; the rows of a batch of n > 1 are ``<request id>-0`` to ``<request id>-<n-1>``, built
+when the capture is read, so the request path pays for one uuid at most.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+
+from .model import RequestError
+
+HEADER = "x-request-id"
+MAX_LENGTH = 128
+#: printable ASCII: what an HTTP header carries back unchanged and a file name or URL can hold
+_VALID = re.compile(r"[\x20-\x7e]{1,128}")
+RULE = f"a request id is 1 to {MAX_LENGTH} printable ASCII characters"
+
+
+def request_id(given: str | None, what: str = "X-Request-ID") -> str:
+    """``given`` when it is a valid id, a new one when it is absent or empty, else a 400."""
+    if not given:
+        return uuid.uuid4().hex
+    return check_request_id(given, what, header=True)
+
+
+def check_request_id(given: str, what: str, header: bool = False) -> str:
+    """``given``, or a 400 saying what is wrong with it (its length, a character)."""
+    if _VALID.fullmatch(given):
+        return given
+    raise RequestError(400, _problem(given, what, header))
+
+
+def _problem(given: str, what: str, header: bool) -> str:
+    if len(given) > MAX_LENGTH:
+        return f"{what} is {len(given)} characters long; {RULE}"
+    at, char = next((i, c) for i, c in enumerate(given) if not " " <= c <= "~")
+    if ord(char) < 32 or ord(char) == 127:
+        return f"{what} has a control character (0x{ord(char):02x}) at position {at}; {RULE}"
+    if header:  # a header's text is its bytes read as Latin-1: name the byte
+        return f"{what} has a non-ASCII byte (0x{ord(char):02x}) at position {at}; {RULE}"
+    return f"{what} has a non-ASCII character ({char!r}) at position {at}; {RULE}"
+
+
+def row_ids(ids: Sequence[str | None], lengths: Sequence[int] | np.ndarray) -> list[str | None]:
+    """One id per instance: a request's own id for a single instance, ``<id>-<i>`` in a batch,
+    None for a request captured without one (by an earlier release)."""
+    out: list[str | None] = []
+    for rid, n in zip(ids, lengths, strict=True):
+        if rid is None:
+            out.extend([None] * int(n))
+        elif n == 1:
+            out.append(rid)
+        else:
+            out.extend(f"{rid}-{i}" for i in range(int(n)))
+    return out
