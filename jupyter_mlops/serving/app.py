@@ -217,7 +217,7 @@ def create_app(config_path: Path) -> Starlette:
                 raise RequestError(
                     400, f"{mlflow_protocol.EVALUATION_FAILED} {err.message}"
                 ) from None
-            body = dumps(mlflow_protocol.response(outputs, parsed.frame))
+            body = dumps(mlflow_protocol.response(outputs, parsed.frame, served.class_labels))
         except (RequestError, mlflow_protocol.PlainError) as err:
             err.request_id = rid  # the client can quote it when it reports the failure
             raise
@@ -258,7 +258,7 @@ def create_app(config_path: Path) -> Starlette:
         except RequestError as err:
             err.request_id = rid
             raise
-        body, headers = oip.infer_response(server.name, served.version, infer, outputs)
+        body, headers = oip.infer_response(server.name, served, infer, outputs)
         headers["X-Model-Version"] = served.version
         headers[REQUEST_ID] = rid
         return Response(body, headers=headers)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import MlopsError
+from . import zipmap
 
 _ONNX_TO_NUMPY: dict[str, Any] = {
     "tensor(float)": np.float32,
@@ -138,6 +139,14 @@ class ServedVersion:
         options.intra_op_num_threads = 1
         self.version = version
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        #: the class labels of each probability output that ZipMap made a sequence of maps
+        self.class_labels: dict[str, list[Any]] = {}
+        if zipmap.has_maps([o.type for o in self.session.get_outputs()]):
+            model, self.class_labels = zipmap.unzip(path)
+            if self.class_labels:
+                self.session = ort.InferenceSession(
+                    model, options, providers=["CPUExecutionProvider"]
+                )
         self.inputs = [_spec(i) for i in self.session.get_inputs()]
         self.output_specs = [_spec(o) for o in self.session.get_outputs()]
         self.outputs = [o.name for o in self.output_specs]

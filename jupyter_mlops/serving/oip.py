@@ -17,6 +17,7 @@ import numpy as np
 from .jsonio import dumps, load_json, tensor_list
 from .model import V2_TYPES, RequestError, ServedVersion, TensorSpec, check_shape, datatype_of
 from .request_ids import check_request_id
+from .zipmap import CLASS_LABELS
 
 HEADER_LENGTH = "inference-header-content-length"
 _NUMPY: dict[str, Any] = {v: k for k, v in V2_TYPES.items() if k not in (np.str_, np.bytes_)}
@@ -246,8 +247,14 @@ def _requested_outputs(
     request.outputs = names or None
 
 
+def _class_parameters(served: ServedVersion, name: str) -> dict[str, Any]:
+    """A ZipMap output's class labels, as JSON text (a parameter is never a list)."""
+    labels = served.class_labels.get(name)
+    return {} if labels is None else {CLASS_LABELS: dumps(labels).decode()}
+
+
 def infer_response(
-    model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray]
+    model: str, served: ServedVersion, request: InferRequest, outputs: dict[str, np.ndarray]
 ) -> tuple[bytes, dict[str, str]]:
     """The response body and its headers (binary outputs follow the JSON header)."""
     described: list[dict[str, Any]] = []
@@ -255,14 +262,17 @@ def infer_response(
     for name, array in outputs.items():
         datatype = datatype_of(array.dtype)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        params = _class_parameters(served, name) if served.class_labels else {}
         if request.binary.get(name, request.binary_default):
             raw = _to_bytes(array) if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
-            entry["parameters"] = {"binary_data_size": len(raw)}
+            params["binary_data_size"] = len(raw)
             chunks.append(raw)
         else:
             entry["data"] = tensor_list(array, flat=True)
+        if params:
+            entry["parameters"] = params
         described.append(entry)
-    answer: dict[str, Any] = {"model_name": model, "model_version": version}
+    answer: dict[str, Any] = {"model_name": model, "model_version": served.version}
     if request.id is not None:
         answer["id"] = request.id
     answer["outputs"] = described
@@ -284,6 +294,9 @@ def _to_bytes(array: np.ndarray) -> bytes:
 
 
 def model_metadata(name: str, versions: list[str], served: ServedVersion) -> dict[str, Any]:
+    """What the model takes and answers; a ZipMap output is FP32 ``[-1, classes]`` with its
+    class labels in ``parameters``."""
+    labels = served.class_labels
     return {
         "name": name,
         "versions": versions,
@@ -294,6 +307,7 @@ def model_metadata(name: str, versions: list[str], served: ServedVersion) -> dic
         ],
         "outputs": [
             {"name": s.name, "datatype": s.datatype, "shape": s.protocol_shape()}
+            | ({"parameters": _class_parameters(served, s.name)} if s.name in labels else {})
             for s in served.output_specs
         ],
     }

@@ -19,6 +19,7 @@ import numpy as np
 
 from .jsonio import tensor_list
 from .model import RequestError, ServedVersion
+from .zipmap import as_maps
 
 #: in a fixed order: MLflow prints a set, so its order changes from one process to the next
 _FIELDS = "{'dataframe_split', 'instances', 'dataframe_records', 'inputs'}"
@@ -241,17 +242,27 @@ def _table(frame: Any, served: ServedVersion) -> dict[str, Any]:
     return {s.name: frame[s.name].to_numpy() for s in served.inputs}
 
 
-def response(outputs: dict[str, np.ndarray], frame: bool) -> dict[str, Any]:
+def response(
+    outputs: dict[str, np.ndarray], frame: bool, class_labels: dict[str, list[Any]] | None = None
+) -> dict[str, Any]:
+    """MLflow's answer; an output in ``class_labels`` (a ZipMap's) is one map per row,
+    ``{"<class label>": probability}``, as MLflow's ONNX flavour returns it."""
+    labels = class_labels or {}
+
+    def column(name: str, array: np.ndarray, flat: bool) -> Any:
+        if name in labels:
+            return as_maps(tensor_list(array), labels[name])
+        return tensor_list(np.asarray(array).reshape(-1)) if flat else tensor_list(array)
+
     if not frame:
-        return {"predictions": {name: tensor_list(array) for name, array in outputs.items()}}
-    flat = {name: np.asarray(array).reshape(-1) for name, array in outputs.items()}
-    if len({a.size for a in flat.values()}) > 1:
-        sizes = {name: a.size for name, a in flat.items()}
+        return {"predictions": {name: column(name, a, False) for name, a in outputs.items()}}
+    columns = {name: column(name, a, True) for name, a in outputs.items()}
+    if len({len(c) for c in columns.values()}) > 1:
+        sizes = {name: len(c) for name, c in columns.items()}
         raise RequestError(
             400, f"{EVALUATION_FAILED} Its outputs cannot be one table: sizes {sizes}. Send "
             "'inputs' to get each output whole.",
         )  # fmt: skip
-    columns = {name: tensor_list(a) for name, a in flat.items()}
     rows = len(next(iter(columns.values()))) if columns else 0
     return {"predictions": [{n: columns[n][i] for n in columns} for i in range(rows)]}
 
