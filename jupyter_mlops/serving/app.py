@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import hmac
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -313,7 +314,8 @@ def create_app(config_path: Path) -> Starlette:
         Route("/mlops/status", guarded(status), methods=["GET"]),
     ]
 
-    async def lifespan(app: Starlette) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(server.watch())
         try:
             yield
