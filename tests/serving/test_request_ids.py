@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,11 @@ def v2_body(rows: np.ndarray, **extra: Any) -> dict[str, Any]:
 def test_a_missing_or_empty_id_gets_a_new_one_and_a_given_one_is_kept() -> None:
     assert UUID_HEX.fullmatch(request_id(None))
     assert UUID_HEX.fullmatch(request_id(""))
-    assert request_id(None) != request_id(None)
+    made = {request_id(None) for _ in range(10_000)}
+    assert len(made) == 10_000
+    for rid in list(made)[:100]:  # a uuid4 as uuid.uuid4().hex writes it
+        made_as = uuid.UUID(hex=rid)
+        assert (made_as.version, made_as.variant, made_as.hex) == (4, uuid.RFC_4122, rid)
     assert request_id("order 17/a:b") == "order 17/a:b"
     assert request_id("x" * 128) == "x" * 128
 
