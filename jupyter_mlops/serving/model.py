@@ -150,6 +150,8 @@ class ServedVersion:
         self.inputs = [_spec(i) for i in self.session.get_inputs()]
         self.output_specs = [_spec(o) for o in self.session.get_outputs()]
         self.outputs = [o.name for o in self.output_specs]
+        #: outputs that are no tensor (a sequence, a map) and no ZipMap's: not answerable
+        self.not_tensors = {o.name: o.onnx_type for o in self.output_specs if o.dtype is None}
         #: MLflow casts request data to a tensor signature's dtype, and only then
         self.signature = tensor_signature(path)
 
@@ -217,6 +219,13 @@ class ServedVersion:
     ) -> dict[str, np.ndarray]:
         """The session's outputs by name (all of them, or only ``names``)."""
         wanted = names or self.outputs
+        if self.not_tensors and not self.not_tensors.keys().isdisjoint(wanted):
+            name = next(n for n in wanted if n in self.not_tensors)
+            raise RequestError(
+                501, f"output {name!r} is a {self.not_tensors[name]}, not a tensor: this server "
+                "answers tensors (and ZipMap's probabilities); ask for the other outputs (/v2 "
+                "'outputs') or export the model with tensor outputs", "NOT_IMPLEMENTED",
+            )  # fmt: skip
         try:
             results = self.session.run(wanted, feeds)
         except Exception as err:  # onnxruntime raises its own types; the input passed our checks

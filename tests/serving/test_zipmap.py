@@ -24,6 +24,7 @@ from jupyter_mlops.config import Settings
 from jupyter_mlops.registry.service import register
 from jupyter_mlops.serving import manager
 from jupyter_mlops.serving.capture_store import stream_batches
+from jupyter_mlops.serving.model import RequestError, ServedVersion
 from jupyter_mlops.serving.zipmap import has_maps, unzip
 from tests.conftest import captured_rows, wait_until
 from tests.serving.conftest import linear_onnx, stop_server
@@ -111,6 +112,29 @@ def test_unzip_replaces_output_zipmaps_and_keeps_their_labels(tmp_path: Path) ->
     plain = tmp_path / "linear.onnx"
     onnx.save(linear_onnx(np.ones((4, 3), np.float32)), plain)
     assert unzip(plain)[1] == {}
+
+
+def test_an_output_that_is_no_tensor_and_no_zipmap_is_a_501_that_says_so(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["same"]),
+         helper.make_node("SequenceConstruct", ["input"], ["listed"])],
+        "listing",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("same", TensorProto.FLOAT, ["batch", 4]),
+         helper.make_tensor_sequence_value_info("listed", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+              tmp_path / "m.onnx")  # fmt: skip
+    served = ServedVersion("1", tmp_path / "m.onnx")
+    with pytest.raises(RequestError) as caught:
+        served.predict({"input": X})
+    assert caught.value.status == 501
+    assert caught.value.message.startswith(
+        "output 'listed' is a seq(tensor(float)), not a tensor: this server answers tensors"
+    )
+    np.testing.assert_array_equal(served.predict({"input": X}, ["same"])["same"], X)
 
 
 # -- MLflow's scoring protocol ------------------------------------------------------------------
