@@ -432,10 +432,10 @@ def inference_log(
     """Captured requests as a DataFrame, one row per instance (a batch of 8 is 8 rows).
 
     Columns: ``time``, ``version``, ``protocol``, ``latency_ms``, then ``f0..fn`` for the
-    input features and ``out0..`` for the first output (``request_id`` last, when requests
-    carried one). ``since`` is epoch seconds or an ISO time. ``attrs["dropped"]`` counts the
-    requests capture did not keep, by reason (``sampled``, ``queue_full``, ``max_bytes``,
-    ``max_age``, ``disk_full``, ``write_error``).
+    input features and ``out0..`` for the first output and ``request_id`` last (None for
+    captures older than request ids). ``since`` is epoch seconds or an ISO time.
+    ``attrs["dropped"]`` counts the requests capture did not keep, by reason (``sampled``,
+    ``queue_full``, ``max_bytes``, ``max_age``, ``disk_full``, ``write_error``).
 
     >>> log = jupyter_mlops.inference_log("prod", since="2026-11-22T10:00")  # doctest: +SKIP
     >>> log.attrs["dropped"]["max_bytes"]  # doctest: +SKIP

@@ -17,6 +17,7 @@ import pytest
 
 from jupyter_mlops import store
 from jupyter_mlops.pipelines.runner import run_pipeline
+from jupyter_mlops.pipelines.spec import PipelineSpecError
 from jupyter_mlops.tracking.drainer_client import start_writer
 from jupyter_mlops.tracking.run_journal import RunJournal
 from tests.conftest import drain, runs_of_kind, settings_for, wait_for_more_runs
@@ -150,7 +151,9 @@ def test_a_bad_traffic_list_is_named(project: Path) -> None:
         project / "watch.yaml",
         {"name": "watch", "steps": {"monitor": {"notebook": "watch.ipynb", "traffic": "prod"}}},
     )
-    with pytest.raises(Exception, match=r"step 'monitor': traffic: must be a list of strings"):
+    with pytest.raises(
+        PipelineSpecError, match=r"step 'monitor': traffic: must be a list of strings"
+    ):
         run_pipeline(path, progress=False)
 
 
@@ -192,7 +195,6 @@ def test_the_writer_killed_at_random_points_writes_each_run_record_once(project:
             proc.wait(timeout=60)
         proc = start_writer(settings, journal.journal_id, stdin=subprocess.DEVNULL)
     proc.wait(timeout=120)  # the last one writes the rest
-    print(f"{kills} kills landed")
     assert kills >= 8, f"only {kills} kills landed while the writer was writing"
     drain(project)
 
