@@ -46,7 +46,8 @@ def model_card(
     lines += [
         "",
         "## Package",
-        "- format: ONNX, single file, dynamic batch axis",
+        "- format: ONNX, single file, dynamic batch axis"
+        + "".join(f", dynamic {axis}" for axis in parity.get("axis_sizes", {})),
         f"- opset: {opset}",
         f"- size: {size_bytes} bytes",
         "",
@@ -59,12 +60,15 @@ def model_card(
             lines.append(f"| {role[:-1]} | {spec['name']} | {spec['dtype']} | {spec['shape']} |")
     lines += [
         "",
-        "## Parity (ONNX Runtime vs torch)",
+        "## Parity (ONNX Runtime vs the trained model)",
         f"- passed: {parity['passed']}",
         f"- max absolute difference: {parity['max_abs_diff']:.3g}",
         f"- max relative difference: {parity['max_rel_diff']:.3g}",
         f"- tolerance: {parity['tolerance']:g}",
         f"- batch sizes checked: {parity['batch_sizes']}",
-        "",
     ]
+    for axis, sizes in parity.get("axis_sizes", {}).items():
+        lines.append(f"- {axis} sizes checked: {sizes}")
+    lines += [f"- {note}" for note in parity.get("checked", [])]
+    lines.append("")
     return "\n".join(lines)

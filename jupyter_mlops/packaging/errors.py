@@ -25,3 +25,21 @@ class ParityError(PackagingError):
         self.max_abs = max_abs
         self.max_rel = max_rel
         self.tolerance = tolerance
+
+
+class ColumnMismatchError(PackagingError):
+    """The example's columns are not the ones the pipeline was fitted on."""
+
+    def __init__(self, message: str, missing: list[str], extra: list[str]):
+        super().__init__(message)
+        self.missing = missing
+        self.extra = extra
+
+
+class UnsupportedStepError(PackagingError):
+    """A pipeline step has no ONNX converter; ``step`` is its path, ``cls`` its class."""
+
+    def __init__(self, message: str, step: str, cls: str):
+        super().__init__(message)
+        self.step = step
+        self.cls = cls

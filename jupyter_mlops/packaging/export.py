@@ -1,10 +1,11 @@
-"""torch -> ONNX with the dynamo exporter: one file, a dynamic batch axis, checked."""
+"""torch -> ONNX with the dynamo exporter: one file, dynamic axes (the batch at least), checked."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +61,29 @@ def check_runs(model: Any, inputs: tuple[Any, ...]) -> Any:
 
 
 def export_onnx(
-    model: Any, inputs: tuple[Any, ...], path: Path, input_names: list[str], output_names: list[str]
+    model: Any,
+    inputs: tuple[Any, ...],
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic: tuple[dict[int, Any], ...] | None = None,
 ) -> Any:
-    """Export, save as a single file, run ``onnx.checker``; return the loaded ONNX model."""
+    """Export, save as a single file, run ``onnx.checker``; return the loaded ONNX model.
+
+    ``dynamic`` holds one ``{axis: torch.export.Dim}`` per input; by default the batch axis.
+    """
     torch = require("torch", "torch")
     onnx = require("onnx", "torch")
     require("onnxscript", "torch")
-    batch = torch.export.Dim("batch")
-    dynamic = tuple({0: batch} for _ in inputs)
+    if dynamic is None:
+        batch = torch.export.Dim("batch")
+        dynamic = tuple({0: batch} for _ in inputs)
     noise = io.StringIO()
     try:
-        # the exporter narrates each stage on stdout; keep it out of the user's cell
-        with contextlib.redirect_stdout(noise):
+        # the exporter narrates each stage on stdout; keep it out of the user's cell, and its
+        # note that axes sharing one Dim keep one name, which is what sharing it asks for
+        with contextlib.redirect_stdout(noise), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="# The axis name", category=UserWarning)
             program = torch.onnx.export(
                 model,
                 inputs,

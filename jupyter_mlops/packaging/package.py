@@ -6,12 +6,14 @@ anything is written to MLflow, so a failed packaging leaves no half-logged model
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +24,15 @@ from ..tracking.session import INTERACTIVE_EXPERIMENT
 from .card import model_card
 from .errors import PackagingError
 from .export import as_inputs, check_runs, export_onnx
-from .parity import ParityReport, check_parity
+from .parity import ParityReport, _flat, check_parity
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 #: rows of the training inputs kept as the reference sample for drift checks
 REFERENCE_ROWS = 5000
 
 _ONNX_TYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
-               9: "bool", 10: "float16", 11: "float64"}  # fmt: skip
+               8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32",
+               13: "uint64"}  # fmt: skip
 
 
 @dataclass
@@ -103,23 +106,19 @@ def _lineage(settings: Settings) -> _Lineage:
     return _Lineage(experiment, None, notebook, record_id, params, metrics, datasets)
 
 
-def _signature(proto: Any) -> dict[str, Any]:
-    def specs(values: Any) -> list[dict[str, Any]]:
-        out = []
-        for v in values:
-            tensor = v.type.tensor_type
-            # a named or unset dimension is dynamic (the batch axis)
-            shape = [d.dim_value if d.HasField("dim_value") else "batch" for d in tensor.shape.dim]
-            out.append(
-                {
-                    "name": v.name,
-                    "dtype": _ONNX_TYPES.get(tensor.elem_type, str(tensor.elem_type)),
-                    "shape": [-1 if isinstance(d, str) else d for d in shape],
-                }
-            )
-        return out
+def _specs(values: Any) -> list[dict[str, Any]]:
+    out = []
+    for v in values:
+        tensor = v.type.tensor_type
+        # a named or unset dimension is dynamic (the batch axis, a sequence length)
+        shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
+        dtype = _ONNX_TYPES.get(tensor.elem_type, str(tensor.elem_type))
+        out.append({"name": v.name, "dtype": dtype, "shape": shape})
+    return out
 
-    return {"inputs": specs(proto.graph.input), "outputs": specs(proto.graph.output)}
+
+def _signature(proto: Any) -> dict[str, Any]:
+    return {"inputs": _specs(proto.graph.input), "outputs": _specs(proto.graph.output)}
 
 
 def _reference_frame(reference: Any) -> Any:
@@ -152,19 +151,44 @@ def package(
     *,
     reference: Any = None,
     metrics: dict[str, float] | None = None,
+    input_names: list[str] | None = None,
+    output_names: list[str] | None = None,
+    dynamic: dict[str, dict[int, str]] | None = None,
+    other_example: Any = None,
     settings: Settings | None = None,
 ) -> PackagedModel:
     """Export a ``torch.nn.Module`` (or a scikit-learn estimator) to ONNX, check parity,
     log it as an MLflow model.
 
-    ``example_input`` is a batch (a tensor or array, or a tuple of them for several inputs).
-    ``reference`` is a sample of the training inputs kept for drift checks; ``metrics`` are
-    recorded on the package run for promotion gates (the session's tracked metrics are
-    recorded too).
+    ``example_input`` is a batch: a tensor or array, or a tuple of them for several inputs;
+    for a scikit-learn pipeline fitted on a DataFrame, a DataFrame with the fitted columns.
+    ``reference`` is a sample of the training inputs kept for drift checks (a DataFrame keeps
+    its column names and dtypes); ``metrics`` are recorded on the package run for promotion
+    gates (the session's tracked metrics are recorded too). ``tolerance`` is the largest
+    absolute difference allowed between the model and onnxruntime.
+
+    A DataFrame becomes one ONNX input per column, named after it, of shape ``[None, 1]``:
+    float for float columns, int64 for integer columns, string for object, string and
+    category columns (which may not hold missing values; float columns may). A numeric
+    array is one float input named ``input``.
+
+    For torch models:
+
+    - ``input_names`` / ``output_names`` name the graph's inputs and outputs (one name per
+      tensor). By default a model with one input keeps the name ``input`` (what clients of
+      earlier versions send); several inputs take the names of ``forward``'s parameters, else
+      ``input_0``, ``input_1``, ...; outputs are ``output`` or ``output_0``, ``output_1``, ...
+    - The batch axis (0) is always dynamic. ``dynamic={"x": {1: "seq"}}`` makes axis 1 of the
+      input ``x`` dynamic too (axes with the same name must stay equal); ``other_example``,
+      the same inputs at other sizes, makes dynamic every axis where the two differ. Parity is
+      checked at the example's size and at another: ``other_example``'s, or the example
+      grown by 3 along each declared axis.
 
     >>> packaged = jupyter_mlops.package(model, X_test[:8], name="digits")  # doctest: +SKIP
     >>> packaged.parity["max_abs_diff"]  # doctest: +SKIP
     1.2e-07
+    >>> jupyter_mlops.package(lstm, tokens[:, :10], dynamic={"input": {1: "seq"}})  # doctest: +SKIP
+    >>> jupyter_mlops.package(pipeline, X_test.head(20), name="churn")  # doctest: +SKIP
     """
     from .sklearn import is_estimator
 
@@ -179,22 +203,59 @@ def package(
         raise PackagingError(f"model name {name!r}: use letters, digits, '.', '_' and '-'")
     if tolerance < 0:
         raise PackagingError(f"tolerance must be >= 0, got {tolerance}")
+    torch_only = {
+        "input_names": input_names,
+        "output_names": output_names,
+        "dynamic": dynamic,
+        "other_example": other_example,
+    }
+    given = [k for k, v in torch_only.items() if v is not None]
+    if given and not torch_module:
+        raise PackagingError(
+            f"{', '.join(given)}: for torch models; a scikit-learn model's inputs are named "
+            "after the DataFrame's columns (or 'input' for an array)"
+        )
     settings = settings or load_settings()
     scratch = Path(tempfile.mkdtemp(prefix="jupyter-mlops-package-"))
     try:
         onnx_path = scratch / "model.onnx"
         if torch_module:
-            proto, parity, feed = _torch_onnx(model, example_input, onnx_path, tolerance)
+            names = _TorchNames(input_names, output_names, dynamic, other_example)
+            exported = _torch_onnx(model, example_input, onnx_path, tolerance, names)
         else:
-            from .sklearn import check_sklearn_parity, export_sklearn
+            exported = _sklearn_onnx(model, example_input, onnx_path, tolerance)
+        ref = None
+        if reference is not None:
+            if exported.frame is not None:
+                from .tables import table_reference
 
-            proto, matrix = export_sklearn(model, example_input, onnx_path)
-            parity = check_sklearn_parity(model, onnx_path, matrix, tolerance)
-            feed = {"input": matrix[:5]}
-        ref = _reference_frame(reference) if reference is not None else None
-        return _log(settings, name, proto, onnx_path, feed, parity, ref, metrics or {})
+                reference = table_reference(reference, exported.frame)
+            ref = _reference_frame(reference)
+        return _log(settings, name, onnx_path, exported, ref, metrics or {})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass
+class _Exported:
+    """What an exporter hands to ``_log``: the checked model and what MLflow records of it."""
+
+    proto: Any
+    parity: ParityReport
+    #: the MLflow input schema (named tensors, or named columns for a table)
+    inputs: Any
+    #: a few rows: an array, a dict of arrays (several inputs) or a DataFrame
+    example: Any
+    #: the example DataFrame of a table model, in the fitted column order
+    frame: Any = None
+
+
+@dataclass
+class _TorchNames:
+    inputs: list[str] | None
+    outputs: list[str] | None
+    dynamic: dict[str, dict[int, str]] | None
+    other_example: Any
 
 
 def _is_torch_module(model: Any) -> bool:
@@ -204,38 +265,105 @@ def _is_torch_module(model: Any) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
+def _sklearn_onnx(model: Any, example: Any, onnx_path: Path, tolerance: float) -> _Exported:
+    from .tables import fitted_on_columns, is_table
+
+    if is_table(example) and fitted_on_columns(model):
+        from .tables import check_table_parity, column_schema, export_table
+
+        proto, frame, kinds = export_table(model, example, onnx_path)
+        parity = check_table_parity(model, onnx_path, frame, kinds, tolerance)
+        return _Exported(proto, parity, column_schema(frame, kinds), frame.head(5), frame)
+    if is_table(example) and not all(k in "biuf" for k in example.dtypes.map(lambda d: d.kind)):
+        raise PackagingError(
+            "the example DataFrame has non-numeric columns but the estimator was fitted on an "
+            "array (it has no column names): fit it on a DataFrame to package it by column"
+        )
+    from .sklearn import check_sklearn_parity, export_sklearn
+
+    proto, matrix = export_sklearn(model, example, onnx_path)
+    parity = check_sklearn_parity(model, onnx_path, matrix, tolerance)
+    return _Exported(proto, parity, _tensor_schema(proto.graph.input), matrix[:5])
+
+
 def _torch_onnx(
-    model: Any, example_input: Any, onnx_path: Path, tolerance: float
-) -> tuple[Any, ParityReport, dict[str, Any]]:
+    model: Any, example_input: Any, onnx_path: Path, tolerance: float, names: _TorchNames
+) -> _Exported:
+    from . import axes
+
     inputs = as_inputs(example_input)
+    others = as_inputs(names.other_example) if names.other_example is not None else None
+    input_names = axes.input_names(model, inputs, names.inputs)
+    dynamic = axes.dynamic_axes(input_names, inputs, names.dynamic, others)
     was_training = model.training
     model.eval()
     try:
-        input_names = ["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))]
         outputs = check_runs(model, inputs)
-        n_out = len(outputs) if isinstance(outputs, (tuple, list)) else 1
-        output_names = ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]
-        proto = export_onnx(model, inputs, onnx_path, input_names, output_names)
-        parity = check_parity(model, onnx_path, inputs, input_names, tolerance)
+        n_out = len(_flat(outputs))
+        output_names = axes.output_names(n_out, names.outputs, input_names)
+        if others is not None:
+            check_runs(model, others)
+        proto = export_onnx(
+            model, inputs, onnx_path, input_names, output_names, axes.dynamic_shapes(dynamic)
+        )
+        if others is None and axes.beyond_batch(dynamic):
+            others = axes.grown(inputs, dynamic)
+        parity = check_parity(
+            model,
+            onnx_path,
+            inputs,
+            input_names,
+            tolerance,
+            others=[others] if others is not None else None,
+            axes=dynamic,
+        )
     finally:
         model.train(was_training)
     feed = {n: t[:5].numpy() for n, t in zip(input_names, inputs, strict=True)}
-    return proto, parity, feed
+    example = next(iter(feed.values())) if len(feed) == 1 else feed
+    return _Exported(proto, parity, _tensor_schema(proto.graph.input), example)
+
+
+def _tensor_schema(values: Any) -> Any:
+    """Named MLflow tensor specs of ONNX graph inputs or outputs; -1 for a dynamic axis."""
+    import numpy as np
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    specs: list[ColSpec | TensorSpec] = []
+    for spec in _specs(values):
+        dtype = np.dtype(object) if spec["dtype"] == "string" else np.dtype(spec["dtype"])
+        specs.append(TensorSpec(dtype, tuple(spec["shape"]), spec["name"]))
+    return Schema(specs)
+
+
+@contextlib.contextmanager
+def _without_serving_input_warning() -> Iterator[None]:
+    import logging
+
+    logger = logging.getLogger("mlflow.models.model")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to validate serving input example")
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _log(
     settings: Settings,
     name: str,
-    proto: Any,
     onnx_path: Path,
-    feed: dict[str, Any],
-    parity: ParityReport,
+    exported: _Exported,
     reference: Any,
     extra_metrics: dict[str, float],
 ) -> PackagedModel:
     import mlflow
     from mlflow.entities import Metric, Param
 
+    proto, parity = exported.proto, exported.parity
     lineage = _lineage(settings)
     client = store.client(settings)
     store.use_fluent(settings)
@@ -269,16 +397,25 @@ def _log(
         ]
         client.log_batch(run_id, metrics=logged, params=params)
         import mlflow.onnx
-        from mlflow.models import infer_signature
+        from mlflow.models import ModelSignature
 
-        example = next(iter(feed.values())) if len(feed) == 1 else feed
-        with mlflow.start_run(run_id=run_id):
+        mlflow_signature = ModelSignature(exported.inputs, _tensor_schema(proto.graph.output))
+        by_column: dict[str, Any] = {}
+        quiet: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if exported.frame is not None:
+            # MLflow's ONNX pyfunc feeds each column as a 1-D array, which the [None, 1]
+            # inputs refuse (our server reshapes): its trial run of the example could only
+            # fail, so requirements are the flavour's own and its warning is not shown
+            by_column = {"pip_requirements": mlflow.onnx.get_default_pip_requirements()}
+            quiet = _without_serving_input_warning()
+        with mlflow.start_run(run_id=run_id), quiet:
             info = mlflow.onnx.log_model(
                 onnx_model=proto,
                 name="model",
-                signature=infer_signature(example),
-                input_example=example,
+                signature=mlflow_signature,
+                input_example=exported.example,
                 onnx_execution_providers=["CPUExecutionProvider"],
+                **by_column,
             )
         card = model_card(
             name=name,

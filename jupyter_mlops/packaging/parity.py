@@ -22,6 +22,10 @@ class ParityReport:
     max_rel_diff: float
     tolerance: float
     batch_sizes: list[int] = field(default_factory=list)
+    #: the sizes each dynamic axis beyond the batch was checked at, by the axis's name
+    axis_sizes: dict[str, list[int]] = field(default_factory=dict)
+    #: what else the checked batches held (perturbed categories, missing values)
+    checked: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -63,8 +67,15 @@ def check_parity(
     input_names: list[str],
     tolerance: float,
     seed: int = 0,
+    *,
+    others: list[tuple[Any, ...]] | None = None,
+    axes: list[dict[int, str]] | None = None,
 ) -> ParityReport:
-    """Compare on every batch; raise ``ParityError`` with the numbers when above tolerance."""
+    """Compare on every batch; raise ``ParityError`` with the numbers when above tolerance.
+
+    ``others`` are further examples (other lengths along the dynamic ``axes``), each checked
+    as the example is: itself and batches resampled from it.
+    """
     torch = require("torch", "torch")
     ort = require("onnxruntime", "torch")
     import numpy as np
@@ -73,7 +84,15 @@ def check_parity(
     max_abs = 0.0
     max_rel = 0.0
     sizes = []
-    for batch in _batches(inputs, seed):
+    batches = [b for example in [inputs, *(others or [])] for b in _batches(example, seed)]
+    axis_sizes: dict[str, list[int]] = {}
+    for example in [inputs, *(others or [])]:
+        for tensor, named in zip(example, axes or [], strict=False):
+            for axis, dim in named.items():
+                seen = axis_sizes.setdefault(dim, [])
+                if axis and int(tensor.shape[axis]) not in seen:
+                    seen.append(int(tensor.shape[axis]))
+    for batch in batches:
         sizes.append(int(batch[0].shape[0]))
         with torch.no_grad():
             expected = [t.detach().numpy() for t in _flat(model(*batch))]
@@ -84,7 +103,9 @@ def check_parity(
                 max_abs = max(max_abs, float(diff.max()))
                 denom = np.maximum(np.abs(want.astype(np.float64)), 1e-6)
                 max_rel = max(max_rel, float((diff / denom).max()))
-    report = ParityReport(max_abs, max_rel, tolerance, sizes)
+    report = ParityReport(
+        max_abs, max_rel, tolerance, sizes, {k: v for k, v in axis_sizes.items() if v}
+    )
     if not report.passed:
         raise ParityError(
             f"ONNX Runtime and torch disagree: max absolute difference {max_abs:.3g} > "

@@ -1,17 +1,95 @@
-"""scikit-learn estimators -> ONNX through skl2onnx, with the same parity check as torch."""
+"""scikit-learn estimators -> ONNX through skl2onnx, with the same parity check as torch.
+
+A numeric array becomes one float input named ``input``; a DataFrame (one input per column)
+is ``tables.py``'s. Both share the converter check, the options and the comparison here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import ExportError, PackagingError, ParityError
+from .errors import ExportError, PackagingError, ParityError, UnsupportedStepError
 from .export import require
 from .parity import BATCH_SIZES, ParityReport
 
 
 def is_estimator(model: Any) -> bool:
     return type(model).__module__.startswith("sklearn") and hasattr(model, "predict")
+
+
+def _steps(model: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+    """Every estimator of a (nested) pipeline with the names leading to it."""
+    yield path, model
+    children: list[tuple[str, Any]] = []
+    if hasattr(model, "steps"):  # Pipeline
+        children = [(n, s) for n, s in model.steps]
+    elif hasattr(model, "transformers_"):  # fitted ColumnTransformer
+        children = [(n, t) for n, t, _ in model.transformers_]
+    elif hasattr(model, "transformer_list"):  # FeatureUnion
+        children = list(model.transformer_list)
+    for name, child in children:
+        if child is None or isinstance(child, str):  # "drop", "passthrough"
+            continue
+        yield from _steps(child, [*path, name])
+
+
+def check_convertible(model: Any) -> None:
+    """Name the first step skl2onnx has no converter for, before it fails deep inside."""
+    skl2onnx = require("skl2onnx", "sklearn")
+    for path, step in _steps(model, []):
+        cls = type(step)
+        where = " > ".join(path) or "the model"
+        label = f"{cls.__module__}.{cls.__qualname__}"
+        try:
+            skl2onnx.get_model_alias(cls)
+        except RuntimeError:
+            raise UnsupportedStepError(
+                f"step {where!r} is a {label}, which skl2onnx cannot convert to ONNX: use a "
+                "transformer skl2onnx supports, or register a converter for "
+                f"{cls.__qualname__} with skl2onnx.update_registered_converter() first",
+                where,
+                label,
+            ) from None
+        if cls.__name__ == "FunctionTransformer" and getattr(step, "func", None) is not None:
+            func = getattr(step.func, "__name__", repr(step.func))
+            raise UnsupportedStepError(
+                f"step {where!r} is a FunctionTransformer of {func}: skl2onnx converts only "
+                "FunctionTransformer(func=None); use a supported transformer (for example "
+                "PowerTransformer) or write a transformer class and register its converter with "
+                "skl2onnx.update_registered_converter()",
+                where,
+                label,
+            )
+
+
+def final_estimator(model: Any) -> Any:
+    while hasattr(model, "steps"):
+        model = model.steps[-1][1]
+    return model
+
+
+def convert(model: Any, initial_types: list[tuple[str, Any]]) -> Any:
+    """skl2onnx with probabilities as a plain [batch, classes] tensor (no ZipMap)."""
+    skl2onnx = require("skl2onnx", "sklearn")
+    check_convertible(model)
+    last = final_estimator(model)
+    # the option belongs to the classifier itself, not to a pipeline around it
+    options = {id(last): {"zipmap": False}} if hasattr(last, "predict_proba") else None
+    try:
+        return skl2onnx.convert_sklearn(model, initial_types=initial_types, options=options)
+    except Exception as err:
+        raise ExportError(f"ONNX export failed: {type(err).__name__}: {err}") from None
+
+
+def save_checked(proto: Any, path: Path) -> None:
+    onnx = require("onnx", "sklearn")
+    path.write_bytes(proto.SerializeToString())
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as err:
+        raise ExportError(f"the converted model fails onnx.checker: {err}") from None
 
 
 def _as_matrix(example: Any) -> Any:
@@ -28,10 +106,9 @@ def _as_matrix(example: Any) -> Any:
 
 def export_sklearn(model: Any, example: Any, path: Path) -> tuple[Any, Any]:
     """Convert, save, check; return (ONNX model, example as float32 matrix)."""
-    skl2onnx = require("skl2onnx", "sklearn")
+    require("skl2onnx", "sklearn")
     from skl2onnx.common.data_types import FloatTensorType
 
-    onnx = require("onnx", "sklearn")
     matrix = _as_matrix(example)
     try:
         model.predict(matrix[:1])
@@ -40,18 +117,40 @@ def export_sklearn(model: Any, example: Any, path: Path) -> tuple[Any, Any]:
             f"the estimator does not accept the example of shape {matrix.shape}: "
             f"{type(err).__name__}: {err}"
         ) from None
-    options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
-    try:
-        proto = skl2onnx.convert_sklearn(
-            model,
-            initial_types=[("input", FloatTensorType([None, matrix.shape[1]]))],
-            options=options,
-        )
-    except Exception as err:
-        raise ExportError(f"ONNX export failed: {type(err).__name__}: {err}") from None
-    path.write_bytes(proto.SerializeToString())
-    onnx.checker.check_model(proto, full_check=True)
+    proto = convert(model, [("input", FloatTensorType([None, matrix.shape[1]]))])
+    save_checked(proto, path)
     return proto, matrix
+
+
+def difference(model: Any, got: dict[str, Any], data: Any) -> tuple[float, float]:
+    """Max absolute and relative difference: probabilities for a classifier, else predictions."""
+    import numpy as np
+
+    rows = len(data)
+    if hasattr(model, "predict_proba") and "probabilities" in got:
+        want, have = model.predict_proba(data), got["probabilities"]
+    else:
+        want, have = model.predict(data), next(iter(got.values()))
+    want = np.asarray(want, np.float64).reshape(rows, -1)
+    diff = np.abs(want - np.asarray(have, np.float64).reshape(rows, -1))
+    if not diff.size:
+        return 0.0, 0.0
+    return float(diff.max()), float((diff / np.maximum(np.abs(want), 1e-6)).max())
+
+
+def parity_report(
+    max_abs: float, max_rel: float, tolerance: float, sizes: list[int], checked: list[str]
+) -> ParityReport:
+    report = ParityReport(max_abs, max_rel, tolerance, sizes, checked=checked)
+    if not report.passed:
+        raise ParityError(
+            f"ONNX Runtime and scikit-learn disagree: max absolute difference {max_abs:.3g} > "
+            f"tolerance {tolerance:g} (max relative {max_rel:.3g})",
+            max_abs,
+            max_rel,
+            tolerance,
+        )
+    return report
 
 
 def check_sklearn_parity(model: Any, path: Path, matrix: Any, tolerance: float) -> ParityReport:
@@ -73,24 +172,6 @@ def check_sklearn_parity(model: Any, path: Path, matrix: Any, tolerance: float) 
     max_abs = max_rel = 0.0
     for batch in batches:
         got = dict(zip(names, session.run(None, {"input": batch}), strict=True))
-        if hasattr(model, "predict_proba") and "probabilities" in got:
-            want, have = model.predict_proba(batch), got["probabilities"]
-        else:
-            want, have = model.predict(batch), next(iter(got.values()))
-        diff = np.abs(
-            np.asarray(want, np.float64).reshape(len(batch), -1)
-            - np.asarray(have, np.float64).reshape(len(batch), -1)
-        )
-        max_abs = max(max_abs, float(diff.max()))
-        denom = np.maximum(np.abs(np.asarray(want, np.float64).reshape(len(batch), -1)), 1e-6)
-        max_rel = max(max_rel, float((diff / denom).max()))
-    report = ParityReport(max_abs, max_rel, tolerance, [len(b) for b in batches])
-    if not report.passed:
-        raise ParityError(
-            f"ONNX Runtime and scikit-learn disagree: max absolute difference {max_abs:.3g} > "
-            f"tolerance {tolerance:g} (max relative {max_rel:.3g})",
-            max_abs,
-            max_rel,
-            tolerance,
-        )
-    return report
+        diff_abs, diff_rel = difference(model, got, batch)
+        max_abs, max_rel = max(max_abs, diff_abs), max(max_rel, diff_rel)
+    return parity_report(max_abs, max_rel, tolerance, [len(b) for b in batches], [])
