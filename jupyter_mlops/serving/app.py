@@ -142,7 +142,9 @@ class ModelServer:
         self.latency.labels(served.version).observe(took)
         if self.capture is not None:
             # the arrays themselves: the capture writer's thread converts and writes them
-            self.capture.add(served.version, protocol, took, feeds, outputs, request_id)
+            self.capture.add(
+                served.version, protocol, took, feeds, outputs, request_id, served.columns
+            )
         return outputs
 
 
@@ -218,7 +220,11 @@ def create_app(config_path: Path) -> Starlette:
                 raise RequestError(
                     400, f"{mlflow_protocol.EVALUATION_FAILED} {err.message}"
                 ) from None
-            body = dumps(mlflow_protocol.response(outputs, parsed.frame, served.class_labels))
+            body = dumps(
+                mlflow_protocol.response(
+                    outputs, parsed.frame, served.class_labels, by_row=served.columns
+                )
+            )
         except (RequestError, mlflow_protocol.PlainError) as err:
             err.request_id = rid  # the client can quote it when it reports the failure
             raise

@@ -13,6 +13,7 @@ for a request captured before requests had ids.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,18 +75,37 @@ def _legacy_frame(directory: Path, since: float | None) -> Any:
     return pd.DataFrame(rows)
 
 
-def _matrix(column: Any) -> np.ndarray:
+def _matrix(column: Any, field: Any) -> np.ndarray:
     """A ``list<fixed_size_list<t, n>>`` column as an (instances, n) array."""
     import pyarrow.compute as pc
 
     instances = pc.list_flatten(column)
     width = instances.type.list_size
-    values = pc.list_flatten(instances).to_numpy()
-    return np.asarray(values).reshape(-1, width)
+    values = np.asarray(pc.list_flatten(instances).to_numpy(zero_copy_only=False))
+    meta = field.metadata or {}
+    if values.dtype == object and meta.get(b"values") != b"text":
+        # strings and maps of earlier captures were kept as JSON text
+        values = np.array([_json(v) for v in values.tolist()], dtype=object)
+    return values.reshape(-1, width)
 
 
-def _segment_frame(path: Path, since: float | None) -> Any:
-    """One segment's requests at or after ``since``, one row per instance (or None)."""
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _named(prefix: str, name: str, matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """A column model's tensor under its own name (``out.`` before an output's)."""
+    if matrix.shape[1] == 1:
+        return {f"{prefix}{name}": matrix[:, 0]}
+    return {f"{prefix}{name}.{j}": matrix[:, j] for j in range(matrix.shape[1])}
+
+
+def _segment_frame(path: Path, since: float | None) -> tuple[Any, list[str], list[str]] | None:
+    """One segment's requests at or after ``since``, one row per instance (or None), with
+    the names of its input and output columns."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -96,49 +116,90 @@ def _segment_frame(path: Path, since: float | None) -> Any:
     table = pa.Table.from_batches(batches)
     if since is not None:
         table = table.filter(pc.greater_equal(table.column("time"), since))
-    names = table.schema.names
-    inputs = [n for n in names if n.startswith("in.")]
-    outputs = [n for n in names if n.startswith("out.")]
+    schema = table.schema
+    inputs = [n for n in schema.names if n.startswith("in.")]
+    outputs = [n for n in schema.names if n.startswith("out.")]
     if table.num_rows == 0 or not inputs:
         return None
-    first = table.column(inputs[0])
-    lengths = pc.list_value_length(first).to_numpy()
+    lengths = pc.list_value_length(table.column(inputs[0])).to_numpy()
     columns: dict[str, Any] = {
         key: np.repeat(table.column(key).to_numpy(), lengths)
         for key in ("time", "version", "protocol", "latency_ms")
     }
-    features = _matrix(first)
-    columns.update({f"f{j}": features[:, j] for j in range(features.shape[1])})
-    if outputs:
-        predicted = _matrix(table.column(outputs[0]))
-        columns.update({f"out{j}": predicted[:, j] for j in range(predicted.shape[1])})
+    features: dict[str, Any] = {}
+    predicted: dict[str, Any] = {}
+    if (schema.field(inputs[0]).metadata or {}).get(b"column") == b"1":
+        # a column model: every input is a table column, every output goes by its name
+        for n in inputs:
+            features.update(_named("", n[3:], _matrix(table.column(n), schema.field(n))))
+        for n in outputs:
+            predicted.update(_named("out.", n[4:], _matrix(table.column(n), schema.field(n))))
+    else:  # a tensor model: its (first) input's features f0..fn, first output's out0..
+        matrix = _matrix(table.column(inputs[0]), schema.field(inputs[0]))
+        features = {f"f{j}": matrix[:, j] for j in range(matrix.shape[1])}
+        if outputs:
+            matrix = _matrix(table.column(outputs[0]), schema.field(outputs[0]))
+            predicted = {f"out{j}": matrix[:, j] for j in range(matrix.shape[1])}
+    columns.update(features)
+    columns.update(predicted)
+    names = schema.names
     ids = table.column("request_id").to_pylist() if "request_id" in names else [None] * len(lengths)
     columns["request_id"] = row_ids(ids, lengths)
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns), list(features), list(predicted)
 
 
 def capture_frame(directory: Path, since: float | None = None) -> Any:
     """Captured requests at or after ``since`` as a DataFrame, one row per instance, oldest
-    first. ``attrs["dropped"]`` counts requests not kept, by reason; ``attrs["captured"]``
-    the requests written to segments (what the byte cap or age removed is in ``dropped``)."""
+    first. ``attrs["inputs"]`` and ``attrs["outputs"]`` name the input and output columns
+    (a column model's by their names, strings as strings; a tensor model's ``f0..fn`` and
+    ``out0..``). ``attrs["dropped"]`` counts requests not kept, by reason;
+    ``attrs["captured"]`` the requests written to segments (what the byte cap or age
+    removed is in ``dropped``)."""
     import pandas as pd
 
-    frames = [
-        frame
-        for path in sorted(directory.glob(SEGMENT_GLOB))
-        if (frame := _segment_frame(path, since)) is not None
-    ]
+    frames = []
+    inputs: dict[str, None] = {}
+    outputs: dict[str, None] = {}
+    for path in sorted(directory.glob(SEGMENT_GLOB)):
+        found = _segment_frame(path, since)
+        if found is not None:
+            frames.append(found[0])
+            inputs.update(dict.fromkeys(found[1]))
+            outputs.update(dict.fromkeys(found[2]))
     legacy = _legacy_frame(directory, since) if any(directory.glob(LEGACY_GLOB)) else None
     if legacy is not None and not legacy.empty:
         frames.insert(0, legacy)
+        for name in legacy.columns:
+            if re.fullmatch(r"f\d+", name):
+                inputs[name] = None
+            elif re.fullmatch(r"out\d+", name):
+                outputs[name] = None
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not frame.empty:
         frame = frame.sort_values("time", kind="stable", ignore_index=True)
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
     stats = read_stats(directory)
+    frame.attrs["inputs"] = list(inputs)
+    frame.attrs["outputs"] = list(outputs)
     frame.attrs["dropped"] = stats["dropped"]
     frame.attrs["captured"] = stats["written"]
     return frame
+
+
+def input_columns(frame: Any) -> list[str]:
+    """The input columns of an ``inference_log()`` frame (its ``attrs``, else ``f0..fn``)."""
+    names = frame.attrs.get("inputs")
+    if names is None:
+        names = [c for c in frame.columns if re.fullmatch(r"f\d+", str(c))]
+    return [c for c in names if c in frame.columns]
+
+
+def output_columns(frame: Any) -> list[str]:
+    """The output columns of an ``inference_log()`` frame (its ``attrs``, else ``out0..``)."""
+    names = frame.attrs.get("outputs")
+    if names is None:
+        names = [c for c in frame.columns if re.fullmatch(r"out\d+", str(c))]
+    return [c for c in names if c in frame.columns]
 
 
 def count_since(directory: Path, since: float) -> int:

@@ -35,17 +35,14 @@ from typing import Any
 import numpy as np
 
 from ..config import CaptureSettings, capture_settings
+from .capture_arrow import Entry, record_batch
 from .config_file import FILE_MODE, private_dir
 
 SEGMENT_GLOB = "capture-*.arrows"
 STATS_FILE = "capture-stats.json"
-FORMAT = "jupyter-mlops capture 1"
 #: Why a captured request is not on disk: not sampled, the in-memory queue was full, removed
 #: by the byte cap or the age limit, the disk was full, another write error.
 REASONS = ("sampled", "queue_full", "max_bytes", "max_age", "disk_full", "write_error")
-
-# (time, version, protocol, latency_ms, request_id, inputs, outputs)
-_Entry = tuple[float, str, str, float, "str | None", dict[str, Any], dict[str, Any]]
 
 
 #: The stats file is rewritten in place at this fixed size: on a full disk, overwriting
@@ -118,10 +115,11 @@ def _segment_rows(segment: _Segment) -> int:
     return segment.rows
 
 
-def _signature(entry: _Entry) -> tuple[Any, ...]:
+def _signature(entry: Entry) -> tuple[Any, ...]:
     """Requests with equal signatures share one schema: names, dtypes, instance shapes."""
     ins, outs = entry[5], entry[6]
     return (
+        entry[7],
         *ins,
         "|",
         *outs,
@@ -154,7 +152,7 @@ class CaptureWriter:
             settings.segment_age, settings.max_age / 2 if settings.max_age else float("inf")
         )
         self._lock = threading.Lock()
-        self._queue: list[_Entry] = []
+        self._queue: list[Entry] = []
         self._queued_bytes = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -182,14 +180,18 @@ class CaptureWriter:
         inputs: dict[str, np.ndarray],
         outputs: dict[str, np.ndarray],
         request_id: str | None = None,
+        columns: bool = False,
     ) -> None:
-        """Queue one answered request; costs a lock and a list append."""
+        """Queue one answered request; costs a lock and a list append. ``columns``: each
+        input is one column of a table (a column model), read back under its own name."""
         if self._rate < 1.0 and self._random.random() >= self._rate:
             with self._lock:
                 self.dropped["sampled"] += 1
             return
         size = sum(a.nbytes for a in inputs.values()) + sum(a.nbytes for a in outputs.values())
-        entry = (time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs)
+        entry = (
+            time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs, columns
+        )  # fmt: skip
         with self._lock:
             if self._queued_bytes + size > self.settings.queue_bytes:
                 self.dropped["queue_full"] += 1
@@ -222,7 +224,7 @@ class CaptureWriter:
             self._queued_bytes = 0
         pending = len(batch)
         try:
-            groups: dict[tuple[Any, ...], list[_Entry]] = {}
+            groups: dict[tuple[Any, ...], list[Entry]] = {}
             for entry in batch:
                 groups.setdefault(_signature(entry), []).append(entry)
             for signature, entries in groups.items():
@@ -239,8 +241,8 @@ class CaptureWriter:
             with self._lock:
                 self.dropped[reason] += n
 
-    def _write(self, signature: tuple[Any, ...], entries: list[_Entry]) -> None:
-        record = _record_batch(entries)
+    def _write(self, signature: tuple[Any, ...], entries: list[Entry]) -> None:
+        record = record_batch(entries)
         message = record.serialize()
         # pieces of at most half a segment, so one flush never overshoots the cap
         limit = max(self.settings.segment_bytes // 2, 1)
@@ -397,81 +399,6 @@ _END = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 def _write_all(fd: int, data: memoryview) -> None:
     while data:
         data = data[os.write(fd, data) :]
-
-
-# Arrays are built from their buffers: ``pyarrow.array()`` imports pandas on first use
-# (0.5 s and tens of MB in a server that never needs it), and copies nothing less.
-def _numbers(values: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    if values.dtype == np.bool_:
-        bits = np.packbits(values, bitorder="little")
-        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
-    if values.dtype == object:  # strings or maps of a non-tensor output: kept as JSON text
-        return _strings([json.dumps(v, default=str) for v in values.tolist()])
-    if not values.dtype.isnative:
-        values = values.astype(values.dtype.newbyteorder("="))
-    kind = pa.from_numpy_dtype(values.dtype)
-    buffer = pa.py_buffer(np.ascontiguousarray(values))
-    return pa.Array.from_buffers(kind, len(values), [None, buffer])
-
-
-def _strings(values: list[str | None]) -> Any:
-    import pyarrow as pa
-
-    encoded = [b"" if v is None else v.encode() for v in values]
-    offsets = np.zeros(len(values) + 1, np.int32)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    present = np.fromiter((v is not None for v in values), np.bool_, len(values))
-    nulls = len(values) - int(present.sum())
-    validity = pa.py_buffer(np.packbits(present, bitorder="little")) if nulls else None
-    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    return pa.Array.from_buffers(pa.string(), len(values), buffers, null_count=nulls)
-
-
-def _tensor_column(arrays: list[np.ndarray]) -> tuple[Any, dict[bytes, bytes]]:
-    """One request per list item, one instance per fixed-size item, values in their dtype."""
-    import pyarrow as pa
-
-    shaped = [a.reshape(1) if a.ndim == 0 else a for a in arrays]
-    instance = shaped[0].shape[1:]
-    width = int(np.prod(instance)) if instance else 1
-    offsets = np.zeros(len(shaped) + 1, np.int32)
-    np.cumsum([len(a) for a in shaped], out=offsets[1:])
-    flat = np.concatenate(shaped).reshape(-1)
-    values = pa.FixedSizeListArray.from_arrays(_numbers(flat), width)
-    column = pa.ListArray.from_arrays(_numbers(offsets), values)
-    meta = {b"shape": json.dumps(list(instance)).encode(), b"dtype": shaped[0].dtype.str.encode()}
-    return column, meta
-
-
-def _record_batch(entries: list[_Entry]) -> Any:
-    import pyarrow as pa
-
-    n = len(entries)
-    fields = [
-        pa.field("time", pa.float64()),
-        pa.field("version", pa.string()),
-        pa.field("protocol", pa.string()),
-        pa.field("latency_ms", pa.float64()),
-        pa.field("request_id", pa.string()),
-    ]
-    columns = [
-        _numbers(np.fromiter((e[0] for e in entries), np.float64, n)),
-        _strings([e[1] for e in entries]),
-        _strings([e[2] for e in entries]),
-        _numbers(np.fromiter((e[3] for e in entries), np.float64, n)),
-        _strings([e[4] for e in entries]),
-    ]
-    inputs = [e[5] for e in entries]
-    outputs = [e[6] for e in entries]
-    for kind, tensors in (("in", inputs), ("out", outputs)):
-        for name in tensors[0]:
-            column, meta = _tensor_column([t[name] for t in tensors])
-            fields.append(pa.field(f"{kind}.{name}", column.type, metadata=meta))
-            columns.append(column)
-    schema = pa.schema(fields, metadata={b"format": FORMAT.encode()})
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 class CaptureMetrics:

@@ -154,6 +154,10 @@ class ServedVersion:
         self.not_tensors = {o.name: o.onnx_type for o in self.output_specs if o.dtype is None}
         #: MLflow casts request data to a tensor signature's dtype, and only then
         self.signature = tensor_signature(path)
+        from .columns import is_column_model
+
+        #: one input per table column: requests name columns, answers are one record per row
+        self.columns = is_column_model(self.inputs, path)
 
     def coerce(self, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
         """Check names, dtypes and shapes against the signature; arrays ready for the session."""

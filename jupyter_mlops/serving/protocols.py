@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import columns
 from .jsonio import tensor_list
 from .model import RequestError, ServedVersion
 from .zipmap import as_maps
@@ -115,6 +116,8 @@ def parse(raw: bytes, mime: str, served: ServedVersion) -> Parsed:
         )
     key = present[0]
     value = body[key]
+    if served.columns:
+        return Parsed(_columns(value, key, served), frame=True)
     if key in ("inputs", "instances"):
         return Parsed(_tensors(value, key, served), frame=False)
     # under a tensor signature MLflow turns the table into that tensor before predicting
@@ -153,6 +156,23 @@ def _tensors(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
     except (ValueError, TypeError, OverflowError, RecursionError) as err:
         raise invalid(str(err)) from None
     return {served.inputs[0].name: array}
+
+
+def _columns(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
+    """A column model's request: a table, records, or (``inputs``) an object of columns."""
+    if key in ("dataframe_split", "dataframe_records"):
+        return columns.from_frame(_frame(value, key), served.inputs)
+    if isinstance(value, dict) and key == "inputs":
+        return columns.from_columns(value, served.inputs)
+    if isinstance(value, list) and all(isinstance(row, dict) for row in value):
+        return columns.from_records(value, served.inputs)
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        # rows without names: what MLflow says of them (their positions are no columns)
+        columns.from_records([dict(enumerate(value[0]))], served.inputs)
+    raise invalid(
+        f"{key}: this model takes the columns {[s.name for s in served.inputs]}: send rows as "
+        f"objects ([{{column: value}}, ...]){' or an object of columns' * (key == 'inputs')}"
+    )
 
 
 def _frame(value: Any, key: str) -> Any:
@@ -226,6 +246,8 @@ def _parquet(raw: bytes, served: ServedVersion) -> Parsed:
 
 def _table(frame: Any, served: ServedVersion) -> dict[str, Any]:
     """MLflow's ONNX flavour: one input takes the whole table, several take a column each."""
+    if served.columns:
+        return columns.from_frame(frame, served.inputs)
     if len(served.inputs) == 1:
         values = frame.to_numpy()
         if values.dtype == object:
@@ -243,11 +265,17 @@ def _table(frame: Any, served: ServedVersion) -> dict[str, Any]:
 
 
 def response(
-    outputs: dict[str, np.ndarray], frame: bool, class_labels: dict[str, list[Any]] | None = None
+    outputs: dict[str, np.ndarray],
+    frame: bool,
+    class_labels: dict[str, list[Any]] | None = None,
+    by_row: bool = False,
 ) -> dict[str, Any]:
     """MLflow's answer; an output in ``class_labels`` (a ZipMap's) is one map per row,
-    ``{"<class label>": probability}``, as MLflow's ONNX flavour returns it."""
+    ``{"<class label>": probability}``, as MLflow's ONNX flavour returns it. ``by_row`` (a
+    column model): one record per row with each output's row, not its flattened values."""
     labels = class_labels or {}
+    if by_row:
+        return {"predictions": columns.records(outputs, labels)}
 
     def column(name: str, array: np.ndarray, flat: bool) -> Any:
         if name in labels:
@@ -256,19 +284,22 @@ def response(
 
     if not frame:
         return {"predictions": {name: column(name, a, False) for name, a in outputs.items()}}
-    columns = {name: column(name, a, True) for name, a in outputs.items()}
-    if len({len(c) for c in columns.values()}) > 1:
-        sizes = {name: len(c) for name, c in columns.items()}
+    flat = {name: column(name, a, True) for name, a in outputs.items()}
+    if len({len(c) for c in flat.values()}) > 1:
+        sizes = {name: len(c) for name, c in flat.items()}
         raise RequestError(
             400, f"{EVALUATION_FAILED} Its outputs cannot be one table: sizes {sizes}. Send "
             "'inputs' to get each output whole.",
         )  # fmt: skip
-    rows = len(next(iter(columns.values()))) if columns else 0
-    return {"predictions": [{n: columns[n][i] for n in columns} for i in range(rows)]}
+    rows = len(next(iter(flat.values()))) if flat else 0
+    return {"predictions": [{n: flat[n][i] for n in flat} for i in range(rows)]}
 
 
 def error_body(err: RequestError) -> dict[str, Any]:
     """MLflow's error JSON: its code, message and the SQLSTATE fields MLflow 3 adds."""
+    if err.status == 400 and err.code == columns.SCHEMA_ERROR:
+        return {"error_code": "INVALID_PARAMETER_VALUE", "message": err.message,
+                "sqlstate": "KAM01", "error_class": columns.SCHEMA_ERROR}  # fmt: skip
     if err.status == 400:
         return {"error_code": "BAD_REQUEST", "message": err.message, "sqlstate": "KAM00",
                 "error_class": "INVALID_PARAMETER_VALUE"}  # fmt: skip

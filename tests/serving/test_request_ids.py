@@ -22,7 +22,7 @@ from tritonclient.utils import InferenceServerException
 from jupyter_mlops.config import Settings
 from jupyter_mlops.serving import manager
 from jupyter_mlops.serving.capture import capture_frame
-from jupyter_mlops.serving.capture_store import _record_batch
+from jupyter_mlops.serving.capture_arrow import record_batch
 from jupyter_mlops.serving.model import RequestError
 from jupyter_mlops.serving.request_ids import check_request_id, request_id, row_ids
 from tests.conftest import wait_for_capture
@@ -101,10 +101,10 @@ def test_rows_of_a_batch_get_the_request_id_and_their_index() -> None:
 def test_segments_and_json_lines_written_without_ids_read_as_none(tmp_path: Path) -> None:
     """Captures from before request ids: the column is there, every value None."""
     entries = [
-        (1.0, "1", "mlflow", 0.1, None, {"input": X[:2]}, {"output": X[:2, :3]}),
-        (2.0, "1", "v2", 0.1, None, {"input": X[:1]}, {"output": X[:1, :3]}),
+        (1.0, "1", "mlflow", 0.1, None, {"input": X[:2]}, {"output": X[:2, :3]}, False),
+        (2.0, "1", "v2", 0.1, None, {"input": X[:1]}, {"output": X[:1, :3]}, False),
     ]
-    batch = _record_batch(entries)
+    batch = record_batch(entries)
     old = batch.select([n for n in batch.schema.names if n != "request_id"])
     path = tmp_path / "capture-20261101T100000.000000Z-1.arrows"
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, old.schema) as writer:

@@ -1,0 +1,98 @@
+"""One flush of captured requests as an Arrow record batch: a row per request, a column per
+input and output (``list<fixed_size_list<dtype, n>>``, one item per instance), strings as
+Arrow strings, what is neither a number nor a string as JSON text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+FORMAT = "jupyter-mlops capture 1"
+
+# (time, version, protocol, latency_ms, request_id, inputs, outputs, inputs are table columns)
+Entry = tuple[float, str, str, float, "str | None", dict[str, Any], dict[str, Any], bool]
+
+
+# Arrays are built from their buffers: ``pyarrow.array()`` imports pandas on first use
+# (0.5 s and tens of MB in a server that never needs it), and copies nothing less.
+def _numbers(values: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    if values.dtype == np.bool_:
+        bits = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    if values.dtype == object:  # strings or maps of a non-tensor output: kept as JSON text
+        return _strings([json.dumps(v, default=str) for v in values.tolist()])
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
+    kind = pa.from_numpy_dtype(values.dtype)
+    buffer = pa.py_buffer(np.ascontiguousarray(values))
+    return pa.Array.from_buffers(kind, len(values), [None, buffer])
+
+
+def _strings(values: list[str | None]) -> Any:
+    import pyarrow as pa
+
+    encoded = [b"" if v is None else v.encode() for v in values]
+    offsets = np.zeros(len(values) + 1, np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    present = np.fromiter((v is not None for v in values), np.bool_, len(values))
+    nulls = len(values) - int(present.sum())
+    validity = pa.py_buffer(np.packbits(present, bitorder="little")) if nulls else None
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(pa.string(), len(values), buffers, null_count=nulls)
+
+
+def _tensor_column(arrays: list[np.ndarray]) -> tuple[Any, dict[bytes, bytes]]:
+    """One request per list item, one instance per fixed-size item, values in their dtype."""
+    import pyarrow as pa
+
+    shaped = [a.reshape(1) if a.ndim == 0 else a for a in arrays]
+    instance = shaped[0].shape[1:]
+    width = int(np.prod(instance)) if instance else 1
+    offsets = np.zeros(len(shaped) + 1, np.int32)
+    np.cumsum([len(a) for a in shaped], out=offsets[1:])
+    flat = np.concatenate(shaped).reshape(-1)
+    meta = {b"shape": json.dumps(list(instance)).encode(), b"dtype": shaped[0].dtype.str.encode()}
+    if flat.dtype == object and all(type(v) is str for v in flat.tolist()):
+        # a string tensor (a table's text column) as Arrow strings, not JSON text
+        items = _strings(flat.tolist())
+        meta[b"values"] = b"text"
+    else:
+        items = _numbers(flat)
+    values = pa.FixedSizeListArray.from_arrays(items, width)
+    column = pa.ListArray.from_arrays(_numbers(offsets), values)
+    return column, meta
+
+
+def record_batch(entries: list[Entry]) -> Any:
+    import pyarrow as pa
+
+    n = len(entries)
+    fields = [
+        pa.field("time", pa.float64()),
+        pa.field("version", pa.string()),
+        pa.field("protocol", pa.string()),
+        pa.field("latency_ms", pa.float64()),
+        pa.field("request_id", pa.string()),
+    ]
+    columns = [
+        _numbers(np.fromiter((e[0] for e in entries), np.float64, n)),
+        _strings([e[1] for e in entries]),
+        _strings([e[2] for e in entries]),
+        _numbers(np.fromiter((e[3] for e in entries), np.float64, n)),
+        _strings([e[4] for e in entries]),
+    ]
+    inputs = [e[5] for e in entries]
+    outputs = [e[6] for e in entries]
+    for kind, tensors in (("in", inputs), ("out", outputs)):
+        for name in tensors[0]:
+            column, meta = _tensor_column([t[name] for t in tensors])
+            if entries[0][7]:
+                meta[b"column"] = b"1"
+            fields.append(pa.field(f"{kind}.{name}", column.type, metadata=meta))
+            columns.append(column)
+    schema = pa.schema(fields, metadata={b"format": FORMAT.encode()})
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
