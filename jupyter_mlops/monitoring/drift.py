@@ -155,13 +155,19 @@ class DriftReport:
         """Evidently's full data drift report (several MB) for the record."""
         if self._frames is None:
             raise DriftInputError("this report no longer holds its data")
-        from evidently import Report
+        from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
 
         ref, cur = self._frames
         columns = [c.column for c in self.columns]
+        # the column types our tests used, so the report runs the same test per column
+        definition = DataDefinition(
+            numerical_columns=[c.column for c in self.columns if c.column_type == "num"],
+            categorical_columns=[c.column for c in self.columns if c.column_type == "cat"],
+        )
         snapshot = Report([DataDriftPreset(drift_share=self.drift_share)]).run(
-            current_data=cur[columns], reference_data=ref[columns]
+            current_data=Dataset.from_pandas(cur[columns], data_definition=definition),
+            reference_data=Dataset.from_pandas(ref[columns], data_definition=definition),
         )
         target = Path(path)
         snapshot.save_html(str(target))
@@ -169,9 +175,11 @@ class DriftReport:
 
     def _repr_html_(self) -> str:
         """A compact table inline, never the multi-megabyte report."""
-        head = self.verdict().replace("\n", "<br>")
+        from html import escape
+
+        head = escape(self.verdict()).replace("\n", "<br>")
         rows = "".join(
-            f"<tr><td>{c.column}</td><td>{c.method}</td><td>{c.score:.4g}</td>"
+            f"<tr><td>{escape(c.column)}</td><td>{c.method}</td><td>{c.score:.4g}</td>"
             f"<td>{c.threshold:g}</td><td>{'<b>drift</b>' if c.drifted else ''}</td></tr>"
             for c in self.columns
         )
@@ -189,6 +197,25 @@ def _strength(c: ColumnDrift) -> float:
             return 0.0
         return math.log(max(c.score, 1e-300)) / math.log(c.threshold)
     return c.score / c.threshold if c.threshold else 0.0
+
+
+def _is_categorical(series: Any) -> bool:
+    """Strings, categories and booleans: a categorical test, however many values they take
+    (Evidently would call a string column with many distinct values text, and skip it)."""
+    import pandas as pd
+
+    dtype = series.dtype
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def _column_type(series: Any) -> Any:
+    from evidently.core.datasets import ColumnType, infer_column_type
+
+    return ColumnType.Categorical if _is_categorical(series) else infer_column_type(series)
 
 
 def _as_frame(data: Any, role: str) -> Any:
@@ -216,7 +243,7 @@ def drift(
     >>> report.drifted_columns  # doctest: +SKIP
     ['pixel_3_4']
     """
-    from evidently.core.datasets import ColumnType, infer_column_type
+    from evidently.core.datasets import ColumnType
     from evidently.legacy.calculations.stattests.registry import get_stattest
 
     ref = _as_frame(reference, "reference")
@@ -243,15 +270,17 @@ def drift(
         if r.notna().sum() == 0 or c.notna().sum() == 0:
             report.skipped[str(column)] = "all values missing"
             continue
-        kind = infer_column_type(c)
-        ref_kind = infer_column_type(r)
+        kind = _column_type(c)
+        ref_kind = _column_type(r)
         if kind != ref_kind:
             report.retyped[str(column)] = f"{ref_kind.value} -> {kind.value}"
         if kind not in (ColumnType.Numerical, ColumnType.Categorical):
             report.skipped[str(column)] = f"{kind.value} columns are not tested"
             continue
         feature_type = "num" if kind == ColumnType.Numerical else "cat"
-        if kind == ColumnType.Numerical and not (r.dtype.kind in "fiu" and c.dtype.kind in "fiu"):
+        numeric = (r.dtype.kind in "fiu", c.dtype.kind in "fiu")
+        # numbers against their text share no value a categorical test could compare
+        if numeric[0] != numeric[1] or (kind == ColumnType.Numerical and not numeric[1]):
             report.skipped[str(column)] = "numeric in one dataset, not in the other"
             continue
         try:

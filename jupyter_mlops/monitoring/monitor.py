@@ -155,14 +155,26 @@ def _error_rate(url: str, token: str | None) -> float | None:
     return bad / (ok + bad) if ok + bad else None
 
 
-def _aligned(reference: Any, current: Any) -> tuple[Any, Any]:
-    """Captured inputs are f0..fn; a reference with as many named columns is renamed to match."""
-    features = [c for c in current.columns if re.fullmatch(r"f\d+", str(c))]
-    cur = current[features]
-    ref = reference
-    if len(reference.columns) == len(features):
-        ref = reference.set_axis(features, axis=1)
-    return ref, cur
+def _metric_key(column: str) -> str:
+    """A column name as MLflow allows in a metric key (a table's names may hold anything)."""
+    return re.sub(r"[^/\w.\- :]", "_", column)[:200]
+
+
+def _predictions(current: Any, outputs: list[str]) -> dict[str, float]:
+    """Share of each predicted class: a column model's label output (one integer or string
+    per row) as it is, else the arg max of a tensor model's first output."""
+    import numpy as np
+
+    labels = [c for c in outputs if c.startswith("out.") and current[c].dtype.kind in "iuOb"]
+    if labels:
+        counts = current[labels[0]].astype(str).value_counts(normalize=True)
+        return {str(k): float(v) for k, v in counts.items()}
+    outs = [c for c in outputs if re.fullmatch(r"out\d+", str(c))]
+    if not outs:
+        return {}
+    picked = current[outs].to_numpy().argmax(axis=1)
+    values, counts = np.unique(picked, return_counts=True)
+    return {str(int(v)): float(c) / len(picked) for v, c in zip(values, counts, strict=True)}
 
 
 def _record_alert(settings: Settings, entry: dict[str, Any]) -> None:
@@ -221,10 +233,11 @@ def monitor(
 
     >>> jupyter_mlops.monitor("digits-prod", window="15m")  # doctest: +SKIP
     """
-    import numpy as np
     from mlflow.entities import Metric, RunTag
 
+    from ..serving.capture import input_columns, output_columns
     from ..serving.manager import get_deployment, inference_log
+    from .sources import align
 
     settings = settings or load_settings()
     policy = load_policy(settings)
@@ -237,14 +250,9 @@ def monitor(
         )
     version = str(current["version"].value_counts().idxmax())
     reference = reference_sample(settings, deployment.model, version)
-    ref, cur = _aligned(reference, current)
+    ref, cur = align(reference, current[input_columns(current)])
     report = drift(ref, cur)
-    shares: dict[str, float] = {}
-    outs = [c for c in current.columns if re.fullmatch(r"out\d+", str(c))]
-    if outs:
-        labels = current[outs].to_numpy().argmax(axis=1)
-        values, counts = np.unique(labels, return_counts=True)
-        shares = {str(int(v)): float(c) / len(labels) for v, c in zip(values, counts, strict=True)}
+    shares = _predictions(current, output_columns(current))
     latency = current.drop_duplicates(["time", "version"])["latency_ms"]
     triggered = report.share_drifted >= policy.drift_share
     client = store.client(settings)
@@ -273,7 +281,7 @@ def monitor(
         "latency_p50_ms": float(latency.quantile(0.5)),
         "latency_p95_ms": float(latency.quantile(0.95)),
         **{f"prediction_share.{k}": v for k, v in shares.items()},
-        **{f"drift.score.{c.column}": c.score for c in report.columns[:200]},
+        **{f"drift.score.{_metric_key(c.column)}": c.score for c in report.columns[:200]},
     }
     if error_rate is not None:
         metrics["error_rate"] = error_rate

@@ -78,7 +78,8 @@ def load_source(
     *,
     window_s: float | None = None,
 ) -> Any:
-    """The source as a DataFrame (traffic: its input features ``f0..fn`` in the window)."""
+    """The source as a DataFrame (traffic: its input columns in the window, by their names
+    for a column model, ``f0..fn`` for a tensor model)."""
     import pandas as pd
 
     if source.kind == "variable":
@@ -96,16 +97,21 @@ def load_source(
         model, _, version = source.key.partition("/")
         return reference_sample(settings, model, version)
     if source.kind == "traffic":
+        from ..serving.capture import input_columns
         from ..serving.manager import inference_log
 
         since = time.time() - window_s if window_s else None
         frame = inference_log(source.key, since=since, settings=settings)
-        return frame[[c for c in frame.columns if _FEATURE.fullmatch(str(c))]]
+        return frame[input_columns(frame)]
     raise UsageError(f"drift source kind {source.kind!r}: choose from {', '.join(KINDS)}")
 
 
-def _align(reference: Any, current: Any) -> tuple[Any, Any]:
-    """Traffic columns are ``f0..fn``: a table with as many named columns is renamed to match."""
+def align(reference: Any, current: Any) -> tuple[Any, Any]:
+    """Tables are compared by column name (a column model's traffic carries the real ones).
+    Only when one side's columns are the anonymous ``f0..fn`` (a tensor model's traffic, an
+    array) and the other has as many under other names are they matched by position."""
+    if {str(c) for c in reference.columns} == {str(c) for c in current.columns}:
+        return reference, current
     ref_f = all(_FEATURE.fullmatch(str(c)) for c in reference.columns)
     cur_f = all(_FEATURE.fullmatch(str(c)) for c in current.columns)
     if ref_f != cur_f and len(reference.columns) == len(current.columns):
@@ -131,4 +137,4 @@ def drift_between(
     """
     ref = load_source(reference, namespace, settings, window_s=window_s)
     cur = load_source(current, namespace, settings, window_s=window_s)
-    return drift(*_align(ref, cur))
+    return drift(*align(ref, cur))

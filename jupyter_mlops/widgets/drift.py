@@ -24,10 +24,15 @@ class _Choices:
     deployments: list[str]
 
 
+#: drift() tests strings, categories and booleans as categories, the rest as numbers
+_KIND = {"cat": "categorical", "num": "numeric"}
+
+
 def _columns_table(columns: list[dict[str, Any]]) -> str:
     rows = [
         [
             c["column"],
+            _KIND.get(c.get("column_type", ""), c.get("column_type", "")),
             c["method"],
             f"{c['score']:.4g}",
             f"{c['threshold']:g}",
@@ -36,7 +41,7 @@ def _columns_table(columns: list[dict[str, Any]]) -> str:
         for c in columns
     ]
     return table(
-        ("column", "test", "score", "threshold", ""),
+        ("column", "type", "test", "score", "threshold", ""),
         rows,
         empty="no columns compared",
         highlight=[bool(c["drifted"]) for c in columns],
