@@ -28,9 +28,11 @@ lint: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
+# most tests wait on kernels and servers, so three workers keep two cores busy; a file's
+# tests stay on one worker, where its module fixtures were made
 test: lint system-deps
-	$(BIN)/python -m pytest
-	bash scripts/team-tests.sh
+	$(BIN)/python -m pytest -n 3 --dist loadfile
+	bash scripts/team-tests.sh -n 2 --dist loadfile
 	bash scripts/ui-tests.sh
 
 # one part alone: the team-store tests, or the browser tests (extra arguments: ARGS="-g promote")
