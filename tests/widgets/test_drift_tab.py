@@ -65,7 +65,7 @@ def test_sources_and_compare_two_notebook_tables(
         "DRIFT: 4 of 4 columns drifted (100%): a, b, c, d"
     )
     columns = text_of(tab.columns.value)
-    assert "a  K-S p_value" in columns and columns.count("DRIFT") == 4
+    assert "a  numeric  K-S p_value" in columns and columns.count("DRIFT") == 4
     (output,) = tab.figure.widget.outputs
     figure = output["data"][MIME]
     assert figure["data"][0]["x"] == ["a", "b", "c", "d"]
