@@ -26,6 +26,7 @@ def model_card(
     signature: dict[str, Any],
     opset: int,
     size_bytes: int,
+    quantization: dict[str, Any] | None = None,
 ) -> str:
     lines = [
         f"# Model card: {name}",
@@ -49,7 +50,7 @@ def model_card(
         "- format: ONNX, single file, dynamic batch axis"
         + "".join(f", dynamic {axis}" for axis in parity.get("axis_sizes", {})),
         f"- opset: {opset}",
-        f"- size: {size_bytes} bytes",
+        f"- size: {size_bytes} bytes" + (" (quantized)" if quantization else ""),
         "",
         "## Signature",
         "| role | name | dtype | shape |",
@@ -70,5 +71,19 @@ def model_card(
     for axis, sizes in parity.get("axis_sizes", {}).items():
         lines.append(f"- {axis} sizes checked: {sizes}")
     lines += [f"- {note}" for note in parity.get("checked", [])]
+    if quantization:
+        q = quantization["parity"]
+        lines += [
+            "",
+            "## Quantization (the served model)",
+            f"- {quantization['mode']} quantization, {quantization['weight_type']} weights "
+            f"({quantization['quantized_weights']} weight tensors)",
+            f"- size: {quantization['size_bytes']} bytes "
+            f"(float model: {quantization['float_size_bytes']} bytes, artifact model.float.onnx)",
+            f"- passed: {q['passed']}",
+            f"- max absolute difference: {q['max_abs_diff']:.3g}",
+            f"- max relative difference: {q['max_rel_diff']:.3g}",
+            f"- quantized tolerance: {q['tolerance']:g}",
+        ]
     lines.append("")
     return "\n".join(lines)

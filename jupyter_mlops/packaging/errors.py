@@ -43,3 +43,13 @@ class UnsupportedStepError(PackagingError):
         super().__init__(message)
         self.step = step
         self.cls = cls
+
+
+class QuantizedParityError(ParityError):
+    """The quantized model is beyond its budget; ``float_max_abs`` is the float model's figure."""
+
+    def __init__(
+        self, message: str, max_abs: float, max_rel: float, tolerance: float, float_max_abs: float
+    ):
+        super().__init__(message, max_abs, max_rel, tolerance)
+        self.float_max_abs = float_max_abs

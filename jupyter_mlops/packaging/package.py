@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -20,11 +19,12 @@ from typing import Any
 
 from .. import store
 from ..config import Settings, load_settings
-from ..tracking.session import INTERACTIVE_EXPERIMENT
 from .card import model_card
 from .errors import PackagingError
 from .export import as_inputs, check_runs, export_onnx
+from .lineage import lineage_of
 from .parity import ParityReport, _flat, check_parity
+from .quantize import QUANTIZED_TOLERANCE, QuantizedModel, Recheck, quantize_mode
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 #: rows of the training inputs kept as the reference sample for drift checks
@@ -48,62 +48,12 @@ class PackagedModel:
     opset: int
     size_bytes: int
     metrics: dict[str, float] = field(default_factory=dict)
+    #: what quantization did (sizes, weights, parity) when it was asked for; ``path`` is then
+    #: the quantized file, the one served
+    quantization: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class _Lineage:
-    experiment_id: str
-    parent_run_id: str | None
-    notebook: str | None
-    cell_record_id: str | None
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    datasets: list[dict[str, Any]]
-
-
-def _lineage(settings: Settings) -> _Lineage:
-    """Where the model comes from: the running step, or this kernel's tracked session."""
-    from ..tracking import api
-
-    client = store.client(settings)
-    params: dict[str, Any] = {}
-    metrics: dict[str, float] = {}
-    datasets: list[dict[str, Any]] = []
-    record_id = None
-    notebook = None
-    session = api.active_session()
-    if session is not None:
-        for record in session.recorder.recent:
-            params.update(record.get("params") or {})
-            for name, value, *_ in record.get("metrics") or []:
-                metrics[name] = value
-            datasets.extend(record.get("datasets") or [])
-        record_id = session.recorder.current_record_id
-        notebook = settings.relative(session.notebook) if session.notebook else None
-    step_run = os.environ.get("JUPYTER_MLOPS_SESSION_RUN_ID")
-    if step_run:
-        run = client.get_run(step_run)
-        params = {**run.data.params, **params}
-        return _Lineage(
-            run.info.experiment_id, step_run, notebook, record_id, params, metrics, datasets
-        )
-    if session is not None:
-        session.flush(timeout=30)  # learn the session run's id
-        if session.drainer.session_run_id and session.drainer.experiment_id:
-            return _Lineage(
-                session.drainer.experiment_id,
-                session.drainer.session_run_id,
-                notebook,
-                record_id,
-                params,
-                metrics,
-                datasets,
-            )
-    experiment = store.get_or_create_experiment(settings, INTERACTIVE_EXPERIMENT)
-    return _Lineage(experiment, None, notebook, record_id, params, metrics, datasets)
 
 
 def _specs(values: Any) -> list[dict[str, Any]]:
@@ -155,6 +105,8 @@ def package(
     output_names: list[str] | None = None,
     dynamic: dict[str, dict[int, str]] | None = None,
     other_example: Any = None,
+    quantize: bool | str = False,
+    quantized_tolerance: float = QUANTIZED_TOLERANCE,
     settings: Settings | None = None,
 ) -> PackagedModel:
     """Export a ``torch.nn.Module`` (or a scikit-learn estimator) to ONNX, check parity,
@@ -184,11 +136,20 @@ def package(
       checked at the example's size and at another: ``other_example``'s, or the example
       grown by 3 along each declared axis.
 
+    ``quantize=True`` (or ``"dynamic"``) also makes an int8 copy with onnxruntime's dynamic
+    quantization, checked on the same batches against ``quantized_tolerance`` (largest
+    absolute difference from the trained model, 0.05 by default; on probabilities for a
+    classifier). The version records both checks, and the quantized model is the one logged
+    and served. A model with no weights to quantize (a tree ensemble) is refused.
+
     >>> packaged = jupyter_mlops.package(model, X_test[:8], name="digits")  # doctest: +SKIP
     >>> packaged.parity["max_abs_diff"]  # doctest: +SKIP
     1.2e-07
     >>> jupyter_mlops.package(lstm, tokens[:, :10], dynamic={"input": {1: "seq"}})  # doctest: +SKIP
     >>> jupyter_mlops.package(pipeline, X_test.head(20), name="churn")  # doctest: +SKIP
+    >>> small = jupyter_mlops.package(model, X_test[:8], quantize=True)  # doctest: +SKIP
+    >>> small.parity["quantized"]["max_abs_diff"], small.size_bytes  # doctest: +SKIP
+    (0.002, 6125)
     """
     from .sklearn import is_estimator
 
@@ -203,6 +164,7 @@ def package(
         raise PackagingError(f"model name {name!r}: use letters, digits, '.', '_' and '-'")
     if tolerance < 0:
         raise PackagingError(f"tolerance must be >= 0, got {tolerance}")
+    quantization = quantize_mode(quantize, quantized_tolerance)
     torch_only = {
         "input_names": input_names,
         "output_names": output_names,
@@ -224,6 +186,13 @@ def package(
             exported = _torch_onnx(model, example_input, onnx_path, tolerance, names)
         else:
             exported = _sklearn_onnx(model, example_input, onnx_path, tolerance)
+        quantized = None
+        if quantization:
+            from .quantize import quantize_model
+
+            quantized = quantize_model(
+                onnx_path, exported.recheck, exported.parity, quantized_tolerance
+            )
         ref = None
         if reference is not None:
             if exported.frame is not None:
@@ -231,7 +200,7 @@ def package(
 
                 reference = table_reference(reference, exported.frame)
             ref = _reference_frame(reference)
-        return _log(settings, name, onnx_path, exported, ref, metrics or {})
+        return _log(settings, name, onnx_path, exported, ref, metrics or {}, quantized)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -246,6 +215,8 @@ class _Exported:
     inputs: Any
     #: a few rows: an array, a dict of arrays (several inputs) or a DataFrame
     example: Any
+    #: the same parity check for another ONNX file (the quantized one) at another tolerance
+    recheck: Recheck
     #: the example DataFrame of a table model, in the fitted column order
     frame: Any = None
 
@@ -272,8 +243,13 @@ def _sklearn_onnx(model: Any, example: Any, onnx_path: Path, tolerance: float) -
         from .tables import check_table_parity, column_schema, export_table
 
         proto, frame, kinds = export_table(model, example, onnx_path)
-        parity = check_table_parity(model, onnx_path, frame, kinds, tolerance)
-        return _Exported(proto, parity, column_schema(frame, kinds), frame.head(5), frame)
+
+        def table_recheck(path: Path, budget: float) -> ParityReport:
+            return check_table_parity(model, path, frame, kinds, budget)
+
+        parity = table_recheck(onnx_path, tolerance)
+        schema = column_schema(frame, kinds)
+        return _Exported(proto, parity, schema, frame.head(5), table_recheck, frame)
     if is_table(example) and not all(k in "biuf" for k in example.dtypes.map(lambda d: d.kind)):
         raise PackagingError(
             "the example DataFrame has non-numeric columns but the estimator was fitted on an "
@@ -282,8 +258,12 @@ def _sklearn_onnx(model: Any, example: Any, onnx_path: Path, tolerance: float) -
     from .sklearn import check_sklearn_parity, export_sklearn
 
     proto, matrix = export_sklearn(model, example, onnx_path)
-    parity = check_sklearn_parity(model, onnx_path, matrix, tolerance)
-    return _Exported(proto, parity, _tensor_schema(proto.graph.input), matrix[:5])
+
+    def recheck(path: Path, budget: float) -> ParityReport:
+        return check_sklearn_parity(model, path, matrix, budget)
+
+    parity = recheck(onnx_path, tolerance)
+    return _Exported(proto, parity, _tensor_schema(proto.graph.input), matrix[:5], recheck)
 
 
 def _torch_onnx(
@@ -296,6 +276,15 @@ def _torch_onnx(
     input_names = axes.input_names(model, inputs, names.inputs)
     dynamic = axes.dynamic_axes(input_names, inputs, names.dynamic, others)
     was_training = model.training
+
+    def recheck(path: Path, budget: float) -> ParityReport:
+        model.eval()
+        try:
+            more = [others] if others is not None else None
+            return check_parity(model, path, inputs, input_names, budget, others=more, axes=dynamic)
+        finally:
+            model.train(was_training)
+
     model.eval()
     try:
         outputs = check_runs(model, inputs)
@@ -308,20 +297,12 @@ def _torch_onnx(
         )
         if others is None and axes.beyond_batch(dynamic):
             others = axes.grown(inputs, dynamic)
-        parity = check_parity(
-            model,
-            onnx_path,
-            inputs,
-            input_names,
-            tolerance,
-            others=[others] if others is not None else None,
-            axes=dynamic,
-        )
+        parity = recheck(onnx_path, tolerance)
     finally:
         model.train(was_training)
     feed = {n: t[:5].numpy() for n, t in zip(input_names, inputs, strict=True)}
     example = next(iter(feed.values())) if len(feed) == 1 else feed
-    return _Exported(proto, parity, _tensor_schema(proto.graph.input), example)
+    return _Exported(proto, parity, _tensor_schema(proto.graph.input), example, recheck)
 
 
 def _tensor_schema(values: Any) -> Any:
@@ -359,24 +340,31 @@ def _log(
     exported: _Exported,
     reference: Any,
     extra_metrics: dict[str, float],
+    quantized: QuantizedModel | None = None,
 ) -> PackagedModel:
     import mlflow
     from mlflow.entities import Metric, Param
 
     proto, parity = exported.proto, exported.parity
-    lineage = _lineage(settings)
+    lineage = lineage_of(settings)
     client = store.client(settings)
     store.use_fluent(settings)
     signature = _signature(proto)
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    size = onnx_path.stat().st_size
+    # a quantized model, once it passed its own check, is the one logged and served
+    served, served_path = (quantized.proto, quantized.path) if quantized else (proto, onnx_path)
+    size = served_path.stat().st_size
     metrics = {**lineage.metrics, **{k: float(v) for k, v in extra_metrics.items()}}
+    parity_dict = parity.to_dict()
+    if quantized:
+        parity_dict["quantized"] = quantized.parity.to_dict()
     tags = {
         "mlops.kind": "package",
         "mlops.model_name": name,
         "mlops.parity_passed": str(parity.passed).lower(),
-        "mlops.parity": json.dumps(parity.to_dict()),
+        "mlops.parity": json.dumps(parity_dict),
         "mlops.signature": json.dumps(signature)[:8000],
+        **(quantized.tags() if quantized else {}),
     }
     if lineage.parent_run_id:
         tags["mlflow.parentRunId"] = lineage.parent_run_id
@@ -394,6 +382,7 @@ def _log(
         logged += [
             Metric("mlops.parity_max_abs_diff", parity.max_abs_diff, now, 0),
             Metric("mlops.parity_max_rel_diff", parity.max_rel_diff, now, 0),
+            *(Metric(k, v, now, 0) for k, v in (quantized.metrics() if quantized else {}).items()),
         ]
         client.log_batch(run_id, metrics=logged, params=params)
         import mlflow.onnx
@@ -410,7 +399,7 @@ def _log(
             quiet = _without_serving_input_warning()
         with mlflow.start_run(run_id=run_id), quiet:
             info = mlflow.onnx.log_model(
-                onnx_model=proto,
+                onnx_model=served,
                 name="model",
                 signature=mlflow_signature,
                 input_example=exported.example,
@@ -425,10 +414,11 @@ def _log(
             params=lineage.params,
             metrics=metrics,
             datasets=lineage.datasets,
-            parity=parity.to_dict(),
+            parity=parity_dict,
             signature=signature,
             opset=opset,
             size_bytes=size,
+            quantization=quantized.summary() if quantized else None,
         )
         client.log_text(run_id, card, "model_card.md")
         if reference is not None:
@@ -438,7 +428,10 @@ def _log(
                 client.log_artifact(run_id, str(ref_path))
         keep = settings.state_dir / "packages" / run_id
         keep.mkdir(parents=True, exist_ok=True)
-        shutil.copy(onnx_path, keep / "model.onnx")
+        shutil.copy(served_path, keep / "model.onnx")
+        if quantized:  # the float model stays at hand, beside the served one
+            shutil.copy(onnx_path, keep / "model.float.onnx")
+            client.log_artifact(run_id, str(keep / "model.float.onnx"))
         client.set_terminated(run_id, "FINISHED")
     except Exception:
         client.set_terminated(run_id, "FAILED")
@@ -449,8 +442,9 @@ def _log(
         run_id=run_id,
         path=str(keep / "model.onnx"),
         signature=signature,
-        parity=parity.to_dict(),
+        parity=parity_dict,
         opset=opset,
         size_bytes=size,
         metrics=metrics,
+        quantization=quantized.summary() if quantized else None,
     )

@@ -7,6 +7,7 @@ In ``mlops.yaml``, per alias (or passed to ``promote(..., gates=...)`` in the sa
         champion:
           metrics: {test_accuracy: ">= 0.9", test_loss: "< 0.4"}
           parity: true                 # the ONNX parity check passed when packaging
+          quantized: true              # packaged with quantize=True, within its budget
           beat_current: test_accuracy  # better than the alias's current holder
                                        # ({metric: test_loss, mode: min} when lower is better)
 """
@@ -29,7 +30,11 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "==": operator.eq,
 }
-_KEYS = {"metrics", "parity", "beat_current"}
+_KEYS = {"metrics", "parity", "quantized", "beat_current"}
+#: package() records these on its run only when the quantized model passed and is served
+_QUANTIZED_DIFF = "mlops.quantized_parity_max_abs_diff"
+_QUANTIZED_BUDGET = "mlops.quantized_parity_tolerance"
+_SIZES = ("mlops.quantized_size_bytes", "mlops.float_size_bytes")
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,15 @@ class GateSpec:
 
     metrics: dict[str, tuple[str, float]] = field(default_factory=dict)
     parity: bool = False
+    quantized: bool = False
     beat_metric: str | None = None
     beat_mode: str = "max"
 
     @property
     def empty(self) -> bool:
-        return not self.metrics and not self.parity and self.beat_metric is None
+        return (
+            not self.metrics and not self.parity and not self.quantized and self.beat_metric is None
+        )
 
 
 @dataclass
@@ -63,7 +71,9 @@ def parse_gates(raw: Any, where: str) -> GateSpec:
     if raw is None:
         return GateSpec()
     if not isinstance(raw, dict):
-        raise ConfigError("expected a mapping of metrics / parity / beat_current", path=where)
+        raise ConfigError(
+            "expected a mapping of metrics / parity / quantized / beat_current", path=where
+        )
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
         raise ConfigError(
@@ -88,6 +98,9 @@ def parse_gates(raw: Any, where: str) -> GateSpec:
     parity = raw.get("parity", False)
     if not isinstance(parity, bool):
         raise ConfigError("must be true or false", path=where, field="parity")
+    quantized = raw.get("quantized", False)
+    if not isinstance(quantized, bool):
+        raise ConfigError("must be true or false", path=where, field="quantized")
     beat = raw.get("beat_current")
     mode = "max"
     if isinstance(beat, dict):
@@ -97,7 +110,9 @@ def parse_gates(raw: Any, where: str) -> GateSpec:
             raise ConfigError("mode must be max or min", path=where, field="beat_current.mode")
     if beat is not None and not isinstance(beat, str):
         raise ConfigError("must be a metric name", path=where, field="beat_current")
-    return GateSpec(metrics=metrics, parity=parity, beat_metric=beat, beat_mode=mode)
+    return GateSpec(
+        metrics=metrics, parity=parity, quantized=quantized, beat_metric=beat, beat_mode=mode
+    )
 
 
 def evaluate(
@@ -120,6 +135,8 @@ def evaluate(
             results.append(GateResult("parity", False, "no parity check was recorded"))
         else:
             results.append(GateResult("parity", parity_passed, f"parity passed: {parity_passed}"))
+    if spec.quantized:
+        results.append(_quantized(metrics))
     if spec.beat_metric:
         metric = spec.beat_metric
         better = "higher" if spec.beat_mode == "max" else "lower"
@@ -138,3 +155,16 @@ def evaluate(
             evidence = f"{metric} = {mine:.6g} vs v{current[0]} {theirs:.6g}"
             results.append(GateResult(gate, ok, evidence))
     return results
+
+
+def _quantized(metrics: dict[str, float]) -> GateResult:
+    """The package run's quantization figures, read like any metric of the source run."""
+    if _QUANTIZED_DIFF not in metrics:
+        return GateResult(
+            "quantized", False, "not quantized: package it with quantize=True and register that"
+        )
+    diff, budget = metrics[_QUANTIZED_DIFF], metrics.get(_QUANTIZED_BUDGET, float("nan"))
+    evidence = f"quantized parity max abs diff {diff:.3g} (budget {budget:g})"
+    if all(k in metrics for k in _SIZES):
+        evidence += f", {metrics[_SIZES[0]]:.0f} of {metrics[_SIZES[1]]:.0f} bytes"
+    return GateResult("quantized", bool(diff <= budget), evidence)

@@ -147,6 +147,10 @@ def test_gates_from_mlops_yaml(project: Path) -> None:
             "registry:\n  gates:\n    champion:\n      parity: maybe\n",
             "parity: must be true or false",
         ),
+        (
+            "registry:\n  gates:\n    champion:\n      quantized: int8\n",
+            "quantized: must be true or false",
+        ),
     ],
 )
 def test_bad_gate_config(project: Path, yaml_text: str, message: str) -> None:
