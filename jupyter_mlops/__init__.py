@@ -16,6 +16,7 @@ from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, Usag
 
 if TYPE_CHECKING:
     from .monitoring.drift import DriftReport, drift
+    from .monitoring.labels import log_labels
     from .monitoring.monitor import MonitorResult, alerts, monitor
     from .packaging.package import PackagedModel, package
     from .pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
@@ -48,6 +49,7 @@ _LAZY = {
     "set_tags": "tracking.api",
     "DriftReport": "monitoring.drift",
     "drift": "monitoring.drift",
+    "log_labels": "monitoring.labels",
     "MonitorResult": "monitoring.monitor",
     "alerts": "monitoring.monitor",
     "monitor": "monitoring.monitor",
@@ -113,6 +115,7 @@ __all__ = [
     "inference_log",
     "load_ipython_extension",
     "load_settings",
+    "log_labels",
     "log_metrics",
     "log_params",
     "models",

@@ -441,6 +441,26 @@ def alerts(limit: int) -> None:
 alerts.help = help_text.ALERTS
 
 
+@main.command()
+@click.argument("deployment")
+@click.argument("file", metavar="FILE.csv|FILE.parquet", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_errors_to_exit
+def labels(deployment: str, file: str, as_json: bool) -> None:
+    from .monitoring.labels import log_labels_file
+
+    result = log_labels_file(deployment, file)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.to_dict(), indent=1))
+    else:
+        click.echo(result.summary())
+
+
+labels.help = help_text.LABELS
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 

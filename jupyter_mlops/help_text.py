@@ -57,6 +57,11 @@ MONITOR = (
     "a monitor run and apply the mlops.yaml policy (alert, rollback, retrain)."
 )
 ALERTS = "Show the most recent drift alerts."
+LABELS = (
+    "Record true labels of a deployment's predictions from a CSV or Parquet file with columns "
+    "request_id and label (the x-request-id its server answered). Unknown ids, duplicates and "
+    "labels of the wrong type are counted, not fatal; a later label for an id replaces it."
+)
 PANEL = (
     "Show the panel: runs to filter and compare, models to package, register, promote and roll "
     "back, deployments with a canary slider, drift charts (--tab picks the first tab shown)."

@@ -31,6 +31,7 @@ from . import protocols as mlflow_protocol
 from .capture_store import CaptureMetrics, CaptureWriter
 from .config_file import read_config
 from .jsonio import dumps
+from .label_store import feedback_pairs, store_labels
 from .limits import BODY_TIMEOUT_S, MAX_BODY_BYTES, read_body
 from .model import RequestError, ServedVersion
 from .request_ids import HEADER as REQUEST_ID
@@ -83,6 +84,11 @@ class ModelServer:
         self.routing = build_routing(self.config, self.base, {})
         self._mtime = config_path.stat().st_mtime_ns
         capture_dir = self.config.get("capture_dir")
+        # labels live beside the capture: .mlops/inference/<id>, also when capture is off
+        self.deployment = str(self.config.get("id") or self.base.name)
+        self.labels_dir = Path(
+            capture_dir or self.base.parent.parent / "inference" / self.deployment
+        )
         self.capture = (
             CaptureWriter(Path(capture_dir), self.config.get("capture")) if capture_dir else None
         )
@@ -289,6 +295,16 @@ def create_app(config_path: Path) -> Starlette:
         up = bool(server.routing.order)
         return JSONResponse({"ready": up}, status_code=200 if up else 503)
 
+    async def feedback(request: Request) -> Response:
+        """Ground truth for earlier predictions, by request id: stored with the project."""
+        pairs = feedback_pairs(await server.body(request))
+        loop = asyncio.get_running_loop()
+        # a locked append with fsync and a look at the capture's ids: off the event loop
+        result = await loop.run_in_executor(
+            None, store_labels, server.labels_dir, server.deployment, pairs
+        )
+        return JSONResponse(result.to_dict())
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(server.metrics), media_type="text/plain; version=0.0.4")
 
@@ -316,6 +332,7 @@ def create_app(config_path: Path) -> Starlette:
         Route(f"{versioned}/ready", guarded(v2_model_ready), methods=["GET"]),
         Route(f"{model}/infer", guarded(v2_infer), methods=["POST"]),
         Route(f"{versioned}/infer", guarded(v2_infer), methods=["POST"]),
+        Route("/feedback", guarded(feedback), methods=["POST"]),
         Route("/metrics", guarded(metrics), methods=["GET"]),
         Route("/mlops/status", guarded(status), methods=["GET"]),
     ]
