@@ -109,8 +109,8 @@ def package(
     quantized_tolerance: float = QUANTIZED_TOLERANCE,
     settings: Settings | None = None,
 ) -> PackagedModel:
-    """Export a ``torch.nn.Module`` (or a scikit-learn estimator) to ONNX, check parity,
-    log it as an MLflow model.
+    """Export a ``torch.nn.Module`` (or a scikit-learn estimator, XGBoost's and LightGBM's
+    included) to ONNX, check parity, log it as an MLflow model.
 
     ``example_input`` is a batch: a tensor or array, or a tuple of them for several inputs;
     for a scikit-learn pipeline fitted on a DataFrame, a DataFrame with the fitted columns.
@@ -122,7 +122,9 @@ def package(
     A DataFrame becomes one ONNX input per column, named after it, of shape ``[None, 1]``:
     float for float columns, int64 for integer columns, string for object, string and
     category columns (which may not hold missing values; float columns may). A numeric
-    array is one float input named ``input``.
+    array is one float input named ``input``. XGBoost and LightGBM estimators, alone or as the
+    last step of a pipeline, convert through onnxmltools (``pip install
+    'jupyter-mlops[xgboost]'`` or ``'jupyter-mlops[lightgbm]'``) and are checked the same way.
 
     For torch models:
 
@@ -156,7 +158,8 @@ def package(
     torch_module = _is_torch_module(model)
     if not torch_module and not is_estimator(model):
         raise PackagingError(
-            "package() takes a torch.nn.Module or a scikit-learn estimator, got "
+            "package() takes a torch.nn.Module or a scikit-learn, XGBoost or LightGBM "
+            "estimator, got "
             f"{type(model).__module__}.{type(model).__name__}"
         )
     name = name or type(model).__name__.lower()

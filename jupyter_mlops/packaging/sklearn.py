@@ -16,10 +16,14 @@ from .parity import BATCH_SIZES, ParityReport
 
 
 def is_estimator(model: Any) -> bool:
-    return type(model).__module__.startswith("sklearn") and hasattr(model, "predict")
+    """A scikit-learn estimator, or one of XGBoost's or LightGBM's scikit-learn estimators."""
+    from .boosting import library
+
+    from_sklearn = type(model).__module__.startswith("sklearn")
+    return (from_sklearn or library(model) is not None) and hasattr(model, "predict")
 
 
-def _steps(model: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+def steps(model: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
     """Every estimator of a (nested) pipeline with the names leading to it."""
     yield path, model
     children: list[tuple[str, Any]] = []
@@ -32,13 +36,13 @@ def _steps(model: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
     for name, child in children:
         if child is None or isinstance(child, str):  # "drop", "passthrough"
             continue
-        yield from _steps(child, [*path, name])
+        yield from steps(child, [*path, name])
 
 
 def check_convertible(model: Any) -> None:
     """Name the first step skl2onnx has no converter for, before it fails deep inside."""
     skl2onnx = require("skl2onnx", "sklearn")
-    for path, step in _steps(model, []):
+    for path, step in steps(model, []):
         cls = type(step)
         where = " > ".join(path) or "the model"
         label = f"{cls.__module__}.{cls.__qualname__}"
@@ -73,12 +77,28 @@ def final_estimator(model: Any) -> Any:
 def convert(model: Any, initial_types: list[tuple[str, Any]]) -> Any:
     """skl2onnx with probabilities as a plain [batch, classes] tensor (no ZipMap)."""
     skl2onnx = require("skl2onnx", "sklearn")
+    from . import boosting
+
+    boosted = [s for _, s in steps(model, []) if boosting.library(s)]
+    target_opset = None
+    if boosted:
+        # every boosting estimator's name starts with XGB or LGBM: "an" reads right for all
+        boosting.register_converters(
+            {str(boosting.library(s)) for s in boosted}, f"an {type(boosted[0]).__name__}"
+        )
+        model = boosting.prepared(model, [name for name, _ in initial_types])
+        target_opset = {
+            "": skl2onnx.get_latest_tested_opset_version(),
+            "ai.onnx.ml": boosting.ML_OPSET,
+        }
     check_convertible(model)
     last = final_estimator(model)
     # the option belongs to the classifier itself, not to a pipeline around it
     options = {id(last): {"zipmap": False}} if hasattr(last, "predict_proba") else None
     try:
-        return skl2onnx.convert_sklearn(model, initial_types=initial_types, options=options)
+        return skl2onnx.convert_sklearn(
+            model, initial_types=initial_types, options=options, target_opset=target_opset
+        )
     except Exception as err:
         raise ExportError(f"ONNX export failed: {type(err).__name__}: {err}") from None
 

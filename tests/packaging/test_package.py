@@ -105,8 +105,8 @@ def test_not_a_model(project: Path) -> None:
     with pytest.raises(PackagingError) as err:
         package({"weights": [1, 2]}, np.zeros((2, 3)), name="x")
     assert (
-        "package() takes a torch.nn.Module or a scikit-learn estimator, got builtins.dict"
-        in str(err.value)
+        "package() takes a torch.nn.Module or a scikit-learn, XGBoost or LightGBM estimator, "
+        "got builtins.dict" in str(err.value)
     )
 
 
