@@ -109,6 +109,17 @@ def _int8_weights(proto: Any) -> int:
     return sum(1 for t in proto.graph.initializer if t.data_type in _QUANTIZED_TYPES)
 
 
+def _keep_interface(proto: Any, float_proto: Any) -> None:
+    """The float model's input and output types: shape inference can pin a dynamic axis (an
+    LSTM's sequence) to the example's size, and onnxruntime then warns at every other size."""
+    for ours, theirs in ((proto.graph.input, float_proto.graph.input),
+                         (proto.graph.output, float_proto.graph.output)):  # fmt: skip
+        declared = {v.name: v.type for v in theirs}
+        for value in ours:
+            if value.name in declared:
+                value.type.CopyFrom(declared[value.name])
+
+
 def _has_weights(proto: Any) -> bool:
     constants = {t.name for t in proto.graph.initializer}
     return any(
@@ -160,6 +171,8 @@ def quantize_model(
                 f"{type(err).__name__}: {err}; package it without quantize=True"
             ) from None
     proto = onnx.load(str(out))
+    _keep_interface(proto, float_proto)
+    out.write_bytes(proto.SerializeToString())
     weights = _int8_weights(proto) - _int8_weights(float_proto)
     if weights <= 0:
         raise _nothing_to_quantize(proto)

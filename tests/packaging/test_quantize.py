@@ -108,6 +108,13 @@ def test_quantized_lstm_is_checked_at_every_sequence_length(project: Path) -> No
         Tagger(), torch.rand(4, 10, 8), name="tagger", dynamic={"input": {1: "seq"}}, quantize=True
     )
     assert "DynamicQuantizeLSTM" in ops(result.path)
+    # the served file declares the float model's inputs and outputs, whatever shape inference
+    # before quantizing made of them
+    float_file = Path(result.path).with_name("model.float.onnx")
+    for role in ("input", "output"):
+        assert [v.type for v in getattr(onnx.load(result.path).graph, role)] == [
+            v.type for v in getattr(onnx.load(str(float_file)).graph, role)
+        ]
     quantized_check = result.parity["quantized"]
     assert quantized_check["passed"] and quantized_check["max_abs_diff"] < 0.05
     assert quantized_check["axis_sizes"] == result.parity["axis_sizes"] == {"seq": [10, 13]}
