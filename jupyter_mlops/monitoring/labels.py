@@ -7,6 +7,7 @@ request is captured) are in :mod:`jupyter_mlops.serving.label_store`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,10 @@ def log_window_input(settings: Settings, run_id: str, path: Path, labelled: Any)
 
     frame = labelled.copy()
     frame.attrs = {}
-    dataset = from_pandas(frame, source=str(path), name="labelled_window", targets=LABEL_COLUMN)
+    with warnings.catch_warnings():
+        # MLflow's hints on a local path's source kind and on integer columns: not the user's
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = from_pandas(frame, source=str(path), name="labelled_window", targets=LABEL_COLUMN)
     entity = DatasetInput(
         dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "retrain")]
     )

@@ -8,6 +8,12 @@ Policy in ``mlops.yaml``::
       drift_share: 0.3              # act when this share of columns drift (default 0.5)
       actions: [alert, rollback]    # alert | rollback | retrain
       retrain_pipeline: templates/pipeline.yaml
+      quality: {accuracy_drop: 0.05} # labelled quality below the version's (see .quality)
+
+With labels for the window (``log_labels``, ``POST /feedback``), quality is computed and
+judged too; either drift or quality past its threshold triggers the actions. A retrain gets
+the labelled window as an input dataset of its pipeline run (and as the pipeline parameter
+``labelled_window``, a Parquet path, when the pipeline declares one).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .. import store
 from ..config import CONFIG_FILE, Settings, load_settings
 from ..exceptions import ConfigError, MlopsError, NotFoundError
 from .drift import DRIFT_SHARE, DriftInputError, drift
+from .quality import QualityPolicy, QualityReport, parse_quality, quality_metrics, window_quality
 
 _ACTIONS = ("alert", "rollback", "retrain")
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -38,6 +45,7 @@ class Policy:
     drift_share: float = DRIFT_SHARE
     actions: tuple[str, ...] = ("alert",)
     retrain_pipeline: str | None = None
+    quality: QualityPolicy = field(default_factory=QualityPolicy)
 
 
 @dataclass
@@ -54,6 +62,10 @@ class MonitorResult:
     latency_p95_ms: float | None = None
     error_rate: float | None = None
     prediction_shares: dict[str, float] = field(default_factory=dict)
+    #: quality over the labelled rows of the window (``QualityReport.to_dict()``), or None
+    quality: dict[str, Any] | None = None
+    #: why the policy triggered: ``drift`` and/or each quality threshold passed
+    reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,11 +83,20 @@ class MonitorResult:
             )
         if self.error_rate is not None:
             lines.append(f"error rate {self.error_rate:.2%}")
+        if self.quality is not None:
+            lines.append(QualityReport(**_report_fields(self.quality)).summary())
+        lines.extend(f"  {r}" for r in self.reasons if r != "drift")
         lines.append(
-            f"ALERT: {', '.join(self.actions)}" if self.triggered else "within policy: no action"
+            f"ALERT: {', '.join(self.actions) or 'triggered (no action taken)'}"
+            if self.triggered
+            else "within policy: no action"
         )
         lines.append(f"monitor run {self.run_id}")
         return "\n".join(lines)
+
+
+def _report_fields(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "triggered"}
 
 
 def parse_window(window: str | float | int) -> float:
@@ -97,7 +118,7 @@ def load_policy(settings: Settings) -> Policy:
     path = str(settings.project_dir / CONFIG_FILE)
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping", path=path, field="monitoring")
-    unknown = sorted(set(raw) - {"drift_share", "actions", "retrain_pipeline"})
+    unknown = sorted(set(raw) - {"drift_share", "actions", "retrain_pipeline", "quality"})
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}", path=path, field="monitoring")
     share = raw.get("drift_share", DRIFT_SHARE)
@@ -113,7 +134,7 @@ def load_policy(settings: Settings) -> Policy:
         raise ConfigError(
             "the retrain action needs monitoring.retrain_pipeline", path=path, field="monitoring"
         )
-    return Policy(float(share), tuple(actions), pipeline)
+    return Policy(float(share), tuple(actions), pipeline, parse_quality(raw.get("quality"), path))
 
 
 def reference_sample(settings: Settings, model: str, version: str) -> Any:
@@ -194,7 +215,9 @@ def alerts(*, settings: Settings | None = None, limit: int = 50) -> list[dict[st
     return list(reversed(entries))[:limit]
 
 
-def _act(settings: Settings, policy: Policy, deployment: Any) -> list[str]:
+def _act(
+    settings: Settings, policy: Policy, deployment: Any, reason: str, labelled: Any
+) -> list[str]:
     from ..registry.service import rollback
     from ..serving.manager import switch
 
@@ -204,21 +227,33 @@ def _act(settings: Settings, policy: Policy, deployment: Any) -> list[str]:
             done.append("alert")
         elif action == "rollback":
             alias = deployment.follow or "champion"
-            move = rollback(deployment.model, alias, f"drift on {deployment.id}", settings=settings)
+            why = f"{reason} on {deployment.id}"
+            move = rollback(deployment.model, alias, why, settings=settings)
             switch(deployment.id, f"{deployment.model}/{move.to_version}", settings=settings)
             done.append(
                 f"rollback {deployment.model}@{alias} v{move.from_version} -> v{move.to_version}"
             )
         elif action == "retrain" and policy.retrain_pipeline:
-            from ..pipelines.runner import PipelineFailed, run_pipeline
-
-            target = settings.resolve_inside(policy.retrain_pipeline)
-            try:
-                result = run_pipeline(target, settings=settings, progress=False, use_cache=False)
-                done.append(f"retrain {result.status} (pipeline run {result.run_id})")
-            except PipelineFailed as err:
-                done.append(f"retrain FAILED (pipeline run {err.result.run_id})")
+            done.append(_retrain(settings, policy.retrain_pipeline, deployment.id, labelled))
     return done
+
+
+def _retrain(settings: Settings, pipeline: str, deployment_id: str, labelled: Any) -> str:
+    from ..pipelines.runner import PipelineFailed, run_pipeline
+    from ..pipelines.spec import load_pipeline
+    from .labels import log_window_input, save_window
+
+    spec = load_pipeline(settings.resolve_inside(pipeline))
+    window = save_window(settings, deployment_id, labelled) if len(labelled) else None
+    params = {"labelled_window": str(window)} if window and "labelled_window" in spec.params else {}
+    try:
+        result = run_pipeline(spec, params, settings=settings, progress=False, use_cache=False)
+        status, run_id = result.status, result.run_id
+    except PipelineFailed as err:
+        status, run_id = "FAILED", err.result.run_id
+    if window is not None and run_id:
+        log_window_input(settings, run_id, window, labelled)
+    return f"retrain {status} (pipeline run {run_id})"
 
 
 def monitor(
@@ -254,7 +289,10 @@ def monitor(
     report = drift(ref, cur)
     shares = _predictions(current, output_columns(current))
     latency = current.drop_duplicates(["time", "version"])["latency_ms"]
-    triggered = report.share_drifted >= policy.drift_share
+    judged, labelled = window_quality(settings, policy.quality, deployment, version, current)
+    reasons = ["drift"] if report.share_drifted >= policy.drift_share else []
+    reasons.extend(judged.breaches if judged else [])
+    triggered = bool(reasons)
     client = store.client(settings)
     experiment = store.get_or_create_experiment(settings, f"monitor/{deployment.model}")
     run = client.create_run(
@@ -269,7 +307,8 @@ def monitor(
         run_name=f"monitor {deployment_id}",
     )
     run_id = run.info.run_id
-    actions = _act(settings, policy, deployment) if triggered and act else []
+    cause = "drift" if reasons[:1] == ["drift"] else "quality"
+    actions = _act(settings, policy, deployment, cause, labelled) if triggered and act else []
     now = int(time.time() * 1000)
     error_rate = (
         _error_rate(deployment.url, deployment.token) if deployment.status == "running" else None
@@ -285,14 +324,19 @@ def monitor(
     }
     if error_rate is not None:
         metrics["error_rate"] = error_rate
+    if judged is not None:
+        metrics.update(quality_metrics(judged))
     client.log_batch(
         run_id,
         metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v],
         tags=[
             RunTag("mlops.alert", str(triggered).lower()),
             RunTag("mlops.actions", json.dumps(actions)),
+            RunTag("mlops.alert_reasons", json.dumps(reasons)),
         ],
     )
+    if judged is not None:
+        client.log_dict(run_id, judged.to_dict(), "quality.json")
     client.log_dict(run_id, report.to_dict(), "drift.json")
     client.log_text(run_id, report.figure().to_json(), "drift_figure.json")
     if full_report:
@@ -312,6 +356,8 @@ def monitor(
         latency_p95_ms=metrics["latency_p95_ms"],
         error_rate=error_rate,
         prediction_shares=shares,
+        quality=judged.to_dict() if judged else None,
+        reasons=reasons,
     )
     if triggered:
         _record_alert(
@@ -324,6 +370,7 @@ def monitor(
                 "share_drifted": report.share_drifted,
                 "drifted_columns": report.drifted_columns,
                 "actions": actions,
+                "reasons": reasons,
                 "run_id": run_id,
             },
         )

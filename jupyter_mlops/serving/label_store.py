@@ -190,13 +190,37 @@ def _read(path: Path) -> dict[str, Any]:
 
 def read_labels(directory: Path) -> Any:
     """The labels of a deployment as a DataFrame (``request_id``, ``label``), one row per id,
-    its newest label."""
+    its newest label (numbers as floats)."""
     import pandas as pd
 
-    labels = _read(directory / LABELS_FILE)
-    return pd.DataFrame(
-        {"request_id": list(labels), "label": pd.Series(list(labels.values()), dtype=object)}
-    )
+    path = directory / LABELS_FILE
+    frame = _read_arrow(path)
+    if frame is None:
+        labels = _read(path)
+        frame = pd.DataFrame({"request_id": list(labels), "label": list(labels.values())})
+    return frame.drop_duplicates("request_id", keep="last", ignore_index=True)
+
+
+def _read_arrow(path: Path) -> Any:
+    """The file through Arrow's JSON reader (50k labels in milliseconds, where one
+    ``json.loads`` a line takes a second), or None when it cannot (a line cut short)."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = json.loads(fh.readline())
+    except (OSError, ValueError):
+        return None
+    # one kind per deployment (store_labels enforces it): its type is known from line one
+    kind = pa.string() if isinstance(first.get("label"), str) else pa.float64()
+    schema = pa.schema([("id", pa.string()), ("label", kind), ("t", pa.float64())])
+    try:
+        table = pj.read_json(path, parse_options=pj.ParseOptions(explicit_schema=schema))
+    except (pa.ArrowException, OSError):
+        return None
+    frame = table.select(["id", "label"]).to_pandas()
+    return frame.rename(columns={"id": "request_id"})
 
 
 def has_labels(directory: Path) -> bool:
