@@ -236,7 +236,7 @@ def start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         port=port,
         workers=1,
     )
-    proc = start_server(server, workdir / "server.log", ready_timeout=180)
+    proc = start_server(server, workdir / "server.log", ready_timeout=300)
     _STARTED_SERVERS.append(proc)
     return proc
 

@@ -271,9 +271,12 @@ def plan_server(
 
 
 def start_server(
-    server: TeamServer, log: Path, *, ready_timeout: float = 120
+    server: TeamServer, log: Path, *, ready_timeout: float = 300
 ) -> subprocess.Popen[bytes]:
     """Start the server process and return once ``/health`` answers.
+
+    A server that exits is reported at once; one still starting gets ``ready_timeout``
+    seconds, because creating a store's schema and forking workers on busy cores is slow.
 
     The server runs in a session of its own, so :func:`stop_server` stops its workers too.
     """

@@ -17,6 +17,7 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(900)  # eight steps in kernels, two model servers, on a busy machine
 def test_standard_pipeline_trains_evaluates_and_gates(project: Path) -> None:
     shutil.copytree(TEMPLATES, project / "templates")
     path = project / "templates" / "pipeline.yaml"

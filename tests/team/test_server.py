@@ -82,7 +82,7 @@ def test_a_started_server_stores_runs_and_serves_artifacts(
     plan = plan_server(
         f"sqlite:///{work / 'team.db'}", str(work / "artifacts"), port=free_port(), workers=1
     )
-    proc = start_server(plan, work / "server.log", ready_timeout=180)
+    proc = start_server(plan, work / "server.log", ready_timeout=300)
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", plan.url)
         settings = load_settings(project)

@@ -90,7 +90,7 @@ def _start_cli(
     stop_later(cli)
     _wait_for(
         lambda: "(Ctrl-C to stop)" in out.read_text() or cli.poll() is not None,
-        300,
+        600,  # beyond the server's own 300 s to be ready
         "jupyter mlops server did not print its banner",
     )
     banner = out.read_text()
