@@ -38,20 +38,40 @@ class StepFailure:
         return f"{where}: {self.message}"
 
 
-def _kernel_manager_class(extra_env: dict[str, str]) -> type:
+def _kernel_manager_class(extra_env: dict[str, str], kernel_log: Path) -> type:
     """An AsyncKernelManager that starts its kernel with ``extra_env`` on top of ours.
 
     A per-step class rather than ``os.environ`` so that parallel steps never see each
-    other's run ids.
+    other's run ids. The kernel process's own stderr (ipykernel's notices about its TCP
+    transport, the interrupt that precedes every shutdown) goes to ``kernel_log``, not the
+    terminal or the notebook running the pipeline; what the step's cells print reaches its
+    executed notebook through the kernel's messages as before.
     """
     from jupyter_client.manager import AsyncKernelManager
 
     class StepKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra_env}
-            await super().start_kernel(**kw)
+            fd = os.open(kernel_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            # the kernel process keeps its own copy of the descriptor; ours closes here
+            with os.fdopen(fd, "ab") as log:
+                kw["stderr"] = log
+                await super().start_kernel(**kw)
 
     return StepKernelManager
+
+
+def kernel_log_path(output: Path) -> Path:
+    """Where the kernel of the step executed into ``output`` writes its own stderr."""
+    return output.with_name(output.stem + ".kernel.log")
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def _failing_cell_number(executed: Path, execution_count: int | None) -> int | None:
@@ -97,7 +117,7 @@ def execute_step_notebook(
             kernel_name=kernel_name,
             progress_bar=False,
             execution_timeout=timeout,
-            kernel_manager_class=_kernel_manager_class(env),
+            kernel_manager_class=_kernel_manager_class(env, kernel_log_path(output)),
         )
     except PapermillExecutionError as err:
         return StepFailure(
@@ -113,5 +133,8 @@ def execute_step_notebook(
         message = str(err).strip().splitlines()[0] if str(err).strip() else name
         if name == "DeadKernelError":
             message = f"the kernel died ({message})"
+            tail = _log_tail(kernel_log_path(output))
+            if tail:
+                message += f"; the end of its log ({kernel_log_path(output)}):\n{tail}"
         return StepFailure(message=f"{name}: {message}", ename=name, evalue=str(err)[:1000])
     return None

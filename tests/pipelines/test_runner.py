@@ -264,3 +264,29 @@ def test_cli_exit_codes_and_messages(project: Path) -> None:
     assert listed.exit_code == 0
     assert listed.output.count("diamond") == 2
     assert "FAILED" in listed.output
+
+
+def test_step_kernels_keep_their_own_notices_out_of_the_terminal(project: Path) -> None:
+    """ipykernel's TCP notice and its shutdown interrupt go to a private log per step."""
+    import os
+    import subprocess
+    import sys
+
+    path = diamond(project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "JUPYTER_MLOPS_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter_mlops.cli", "run", str(path), "--quiet"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for noise in ("without encryption", "KeyboardInterrupt caught", "IPKernelApp"):
+        assert noise not in done.stderr and noise not in done.stdout
+    logs = sorted((project / ".mlops" / "pipelines").glob("*/*.kernel.log"))
+    assert sorted(p.name for p in logs) == [f"{s}.kernel.log" for s in "abcd"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in logs)
+    # the notices were written, only elsewhere
+    assert any("without encryption" in p.read_text() for p in logs)
