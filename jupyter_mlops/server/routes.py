@@ -81,6 +81,22 @@ class RunsHandler(MlopsHandler):
         return False
 
 
+class NotebookMoveHandler(MlopsHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        from ..tracking.moves import move_notebook
+
+        body = self.body()
+        settings = self.project()
+        old = self.inside_root(settings, self.field(body, "from", str))
+        new = self.inside_root(settings, self.field(body, "to", str))
+        result = await self.call(
+            move_notebook, settings, settings.relative(old), settings.relative(new)
+        )
+        # the kernel is told the absolute path: it runs in a folder, not at the root
+        self.reply({**result.to_dict(), "notebook": str(new)})
+
+
 class RunHandler(MlopsHandler):
     @web.authenticated
     async def get(self, run_id: str) -> None:
@@ -252,6 +268,7 @@ _NAME = r"(?P<%s>[^/]+)"
 ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("status", StatusHandler),
     ("runs", RunsHandler),
+    ("notebooks/move", NotebookMoveHandler),
     (f"runs/{_NAME % 'run_id'}", RunHandler),
     ("pipelines", PipelinesHandler),
     ("models", ModelsHandler),

@@ -42,6 +42,15 @@ def start_session(shell: Any, settings: Settings | None = None) -> TrackingSessi
     return session
 
 
+def notebook_moved(path: str) -> None:
+    """Called by the sidebar (silently, in the kernel) after JupyterLab renamed or moved
+    this kernel's notebook to ``path`` (absolute); nothing happens when not tracking."""
+    from pathlib import Path
+
+    if _active is not None and Path(path).suffix == ".ipynb":
+        _active.move(Path(path))
+
+
 def _end_at_exit() -> None:
     try:
         end_session()

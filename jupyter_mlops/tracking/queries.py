@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from .. import store
 from ..config import Settings
 from ..exceptions import MlopsError, NotFoundError
 from ..table import format_rows
-from .journal import DrainState, Record, journals, read_records
+from .journal import DrainState, Record, is_locked, journals, read_records
 
 _PREVIEW = 120
 
@@ -150,6 +151,8 @@ class RunsPage:
     next_page_token: str | None = None
     sessions: list[SessionRun] = field(default_factory=list)
     pending: list[CellRun] = field(default_factory=list)
+    #: a running kernel tracks this notebook (``%load_ext`` ran), even before its first cell
+    tracking: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,29 +189,46 @@ def _pending_cell(record: Record, experiment: str, session_run_id: str | None) -
     )
 
 
+def _journal_sessions(
+    settings: Settings, experiment: str
+) -> Iterator[tuple[DrainState, list[Record], bool]]:
+    """Each journal of a session of ``experiment``: its drain state, its records not yet
+    drained, and whether the session is still open (its kernel holds the lock)."""
+    for paths in journals(settings.journal_dir):
+        state = DrainState.load(paths.state)
+        records = [r for _, r in read_records(paths.journal, state.offset)]
+        session = state.session or next(
+            (r for r in records if r.get("type") == "session_start"), {}
+        )
+        # a move not yet drained already counts: the sidebar asks by the new path
+        moves = [r for r in records if r.get("type") == "session_move"]
+        if (moves[-1] if moves else session).get("experiment") != experiment:
+            continue
+        ended = state.session_ended or any(r.get("type") == "session_end" for r in records)
+        # probe only a lock that exists: creating one would change the runs' ETag
+        live = not ended and paths.kernel_lock.exists() and is_locked(paths.kernel_lock)
+        yield state, records, live
+
+
 def pending_cells(settings: Settings, experiment: str) -> list[CellRun]:
     """Cell records of ``experiment``'s sessions still in a journal, newest first.
 
     Only reads: the journal and its drain state belong to the drainer.
     """
     out: list[CellRun] = []
-    for paths in journals(settings.journal_dir):
-        state = DrainState.load(paths.state)
-        records = read_records(paths.journal, state.offset)
-        if not records:
-            continue
-        session = state.session or next(
-            (r for _, r in records if r.get("type") == "session_start"), {}
-        )
-        if session.get("experiment") != experiment:
-            continue
+    for state, records, _ in _journal_sessions(settings, experiment):
         out += [
             _pending_cell(r, experiment, state.session_run_id)
-            for _, r in records
+            for r in records
             if r.get("type") == "cell" and r.get("id") not in state.pending
         ]
     out.sort(key=lambda c: c.start_time, reverse=True)
     return out
+
+
+def is_tracking(settings: Settings, experiment: str) -> bool:
+    """Whether a running kernel tracks the notebook of ``experiment`` right now."""
+    return any(live for _, _, live in _journal_sessions(settings, experiment))
 
 
 def _mlflow_error(err: Exception) -> MlopsError:
@@ -255,10 +275,11 @@ def notebook_runs(
     # the journal before the store: a record drained in between then shows twice (and is
     # dropped below by its record id) rather than not at all
     pending = pending_cells(settings, experiment) if first_page else []
+    tracking = is_tracking(settings, experiment)
     client = store.client(settings)
     found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage == "deleted":
-        return RunsPage(notebook, experiment, None, [], None, [], pending)
+        return RunsPage(notebook, experiment, None, [], None, [], pending, tracking)
     try:
         # no filter on the kind tag: with MLflow's SQL store that join costs ~3x the page
         # on 10,000 runs, and a notebook's experiment holds only its sessions and cells
@@ -277,7 +298,14 @@ def notebook_runs(
     pending = [p for p in pending if p.record_id not in stored]
     token = runs.token.decode() if isinstance(runs.token, bytes) else runs.token
     return RunsPage(
-        notebook, experiment, str(found.experiment_id), cells, token or None, sessions, pending
+        notebook,
+        experiment,
+        str(found.experiment_id),
+        cells,
+        token or None,
+        sessions,
+        pending,
+        tracking,
     )
 
 

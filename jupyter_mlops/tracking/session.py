@@ -114,6 +114,24 @@ class TrackingSession:
         self.drainer.start()
         self.recorder.register()
 
+    def move(self, notebook: Path) -> None:
+        """The notebook was renamed or moved: later cells are recorded under its new path.
+
+        The journal says so first, so the writer, the sidebar's pending rows and a writer
+        that restarts all see the same path (see ``moves.py``).
+        """
+        self.notebook = notebook.resolve()
+        self.experiment = self.settings.relative(self.notebook)
+        self.journal.append(
+            {
+                "type": "session_move",
+                "session": self.session_id,
+                "time": int(time.time() * 1000),
+                "experiment": self.experiment,
+                "notebook": str(self.notebook),
+            }
+        )
+
     def _on_event(self, event: Event) -> None:
         """Called on the monitor thread; only queues notices for the kernel's thread."""
         kind = event.get("event")

@@ -185,6 +185,8 @@ class MlflowSink:
             self._session_start(record)
         elif kind == "cell":
             self._cell(record)
+        elif kind == "session_move":
+            self._session_move(record)
         elif kind == "session_tags":
             self._session_tags(record)
         elif kind == "session_end":
@@ -227,6 +229,22 @@ class MlflowSink:
             run_name=rec.get("run_name") or "session",
         )
         self.state.session_run_id = run.info.run_id
+        self._save()
+
+    def _session_move(self, rec: Record) -> None:
+        """The notebook moved: its experiment follows (when the server has not renamed it
+        already), and later cells are tagged with the new path."""
+        from .moves import rename_experiment
+
+        self.state.session = {
+            **self.state.session,
+            "experiment": rec["experiment"],
+            "notebook": rec.get("notebook"),
+        }
+        if self.state.experiment_id and not self.state.session_run_external:
+            rename_experiment(self._client, self.state.experiment_id, rec["experiment"])
+        if self.state.session_run_id:
+            self._client.set_tag(self.state.session_run_id, "mlflow.source.name", rec["experiment"])
         self._save()
 
     def _require_session(self) -> str:

@@ -8,11 +8,22 @@ import {
   NotebookActions,
   NotebookPanel
 } from '@jupyterlab/notebook';
-import { Kernel } from '@jupyterlab/services';
+import { ICommandPalette, InputDialog } from '@jupyterlab/apputils';
+import { Contents, Kernel } from '@jupyterlab/services';
 
+import { call } from './api';
 import { CatalogModel } from './catalogModel';
+import { mlopsIcon } from './icons';
 import { RunsModel } from './runsModel';
 import { MlopsSidebar } from './sidebar';
+import { INotebookMove, Routes } from './tokens';
+
+/** The palette's commands. */
+export const CommandIDs = {
+  openSidebar: 'jupyter-mlops:open-sidebar',
+  openPanel: 'jupyter-mlops:open-panel',
+  runPipeline: 'jupyter-mlops:run-pipeline'
+};
 
 /** How long after a cell finished we look for models, pipelines or deployments it made. */
 const CATALOG_AFTER_CELL = 2000;
@@ -54,17 +65,135 @@ function followNotebooks(
   follow(tracker.currentWidget);
 }
 
+/**
+ * A notebook keeps its runs across File > Rename and moves (docs/rest-api.md, moves.py):
+ * after JupyterLab renamed a notebook or a folder, the server renames the experiments, then
+ * each open notebook under the new path tells its kernel, silently (no tracked cell, no
+ * output, no history), so later cells are recorded under the new path.
+ */
+function followRenames(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker,
+  runs: RunsModel
+): void {
+  const onChange = async (
+    _: unknown,
+    change: Contents.IChangedArgs
+  ): Promise<void> => {
+    const from = change.oldValue?.path;
+    const to = change.newValue?.path;
+    if (change.type !== 'rename' || !from || !to) {
+      return;
+    }
+    let moved: INotebookMove;
+    try {
+      moved = await call<INotebookMove>(Routes.moveNotebook(), {
+        method: 'POST',
+        body: { from, to }
+      });
+    } catch (error) {
+      console.warn('jupyter-mlops: the runs did not follow the rename', error);
+      return;
+    }
+    const folder = !to.endsWith('.ipynb');
+    tracker.forEach(panel => {
+      const path = panel.context.path;
+      const inside = path === to || (folder && path.startsWith(to + '/'));
+      const kernel = panel.sessionContext.session?.kernel;
+      if (!inside || !kernel) {
+        return;
+      }
+      const absolute = folder
+        ? moved.notebook + path.slice(to.length)
+        : moved.notebook;
+      const code =
+        "__import__('sys').modules.get('jupyter_mlops.tracking.api') and " +
+        "__import__('sys').modules['jupyter_mlops.tracking.api']" +
+        `.notebook_moved(${JSON.stringify(absolute)})`;
+      kernel.requestExecute({ code, silent: true, store_history: false });
+    });
+    void runs.refresh();
+  };
+  app.serviceManager.contents.fileChanged.connect(
+    (sender, change) => void onChange(sender, change)
+  );
+}
+
+/** Puts `code` in a new cell below the active one of the current notebook and runs it. */
+async function runInNotebook(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker,
+  code: string
+): Promise<void> {
+  const panel = tracker.currentWidget;
+  if (!panel) {
+    return;
+  }
+  app.shell.activateById(panel.id);
+  NotebookActions.insertBelow(panel.content);
+  const cell = panel.content.activeCell;
+  if (cell) {
+    cell.model.sharedModel.setSource(code);
+    await NotebookActions.run(panel.content, panel.sessionContext);
+  }
+}
+
+function addCommands(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker,
+  sidebar: MlopsSidebar,
+  palette: ICommandPalette | null
+): void {
+  const hasNotebook = (): boolean => tracker.currentWidget !== null;
+  app.commands.addCommand(CommandIDs.openSidebar, {
+    label: 'MLOps: Open the Sidebar',
+    caption: 'Cell runs, pipelines, models and deployments of this project',
+    icon: mlopsIcon,
+    execute: () => app.shell.activateById(sidebar.id)
+  });
+  app.commands.addCommand(CommandIDs.openPanel, {
+    label: 'MLOps: Open the Panel in the Notebook',
+    caption: 'Runs `%mlops panel` in a new cell of the current notebook',
+    isEnabled: hasNotebook,
+    execute: () => runInNotebook(app, tracker, '%mlops panel')
+  });
+  app.commands.addCommand(CommandIDs.runPipeline, {
+    label: 'MLOps: Run a Pipeline…',
+    caption:
+      'Runs `%mlops run <pipeline.yaml>` in a new cell of the current notebook',
+    isEnabled: hasNotebook,
+    execute: async () => {
+      const answer = await InputDialog.getText({
+        title: 'Run a pipeline',
+        label: 'Pipeline file (relative to the notebook)',
+        text: 'pipeline.yaml',
+        okLabel: 'Run'
+      });
+      const path = answer.value?.trim();
+      if (answer.button.accept && path) {
+        await runInNotebook(app, tracker, `%mlops run ${path}`);
+      }
+    }
+  });
+  if (palette) {
+    for (const command of Object.values(CommandIDs)) {
+      palette.addItem({ command, category: 'MLOps' });
+    }
+  }
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-mlops:sidebar',
   description:
     'The MLOps sidebar: cell runs of the active notebook, pipelines, models, deployments.',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ILayoutRestorer],
+  optional: [ILayoutRestorer, ICommandPalette],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null
   ) => {
     const runs = new RunsModel();
     const catalog = new CatalogModel();
@@ -75,6 +204,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
     // the tracker's current widget may be restored only after the app started
     void app.restored.then(() => followNotebooks(tracker, runs, catalog));
+    followRenames(app, tracker, runs);
+    addCommands(app, tracker, sidebar, palette);
     catalog.start();
     // polls slow down in a background tab; catch up as soon as it is back
     document.addEventListener('visibilitychange', () => {

@@ -30,6 +30,7 @@ export class MlopsSidebar extends ReactWidget {
     this.id = SIDEBAR_ID;
     this.addClass('jp-mlops-sidebar');
     this.title.icon = mlopsIcon;
+    this.title.label = 'MLOps';
     this.title.caption = 'MLOps: cell runs, pipelines, models, deployments';
     this.node.setAttribute('role', 'region');
     this.node.setAttribute('aria-label', 'MLOps');

@@ -21,6 +21,7 @@ export const Routes = {
   runs: (notebook: string, limit?: number, pageToken?: string): string =>
     `runs${query({ notebook, limit, page_token: pageToken })}`,
   run: (runId: string): string => `runs/${enc(runId)}`,
+  moveNotebook: (): string => 'notebooks/move',
   pipelines: (name?: string, limit?: number): string =>
     `pipelines${query({ name, limit })}`,
   models: (): string => 'models',
@@ -93,6 +94,16 @@ export interface IRunsPage {
   pending: ICellRun[];
   /** null on the last page (which may be empty) */
   next_page_token: string | null;
+  /** a running kernel tracks this notebook (`%load_ext` ran), even before its first cell */
+  tracking: boolean;
+}
+
+/** `POST notebooks/move`: the experiments that followed a renamed notebook or folder. */
+export interface INotebookMove {
+  moved: { from: string; to: string }[];
+  skipped: { from: string; to: string; reason: string }[];
+  /** the new path, absolute, as the notebook's kernel sees it */
+  notebook: string;
 }
 
 export interface IDataset {

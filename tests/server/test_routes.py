@@ -44,7 +44,7 @@ async def test_every_route_refuses_a_request_without_credentials(
     jp_fetch: Any, jp_http_port: int, jp_base_url: str, served: Settings
 ) -> None:
     routes = _every_route()
-    assert len(routes) == 14  # every verb in docs/rest-api.md
+    assert len(routes) == 15  # every verb in docs/rest-api.md
     client = AsyncHTTPClient()
     for method, path in routes:
         url = f"http://127.0.0.1:{jp_http_port}" + url_path_join(

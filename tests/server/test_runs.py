@@ -178,4 +178,5 @@ async def test_an_untracked_notebook_is_an_empty_page(api: Api, served: Settings
         "next_page_token": None,
         "sessions": [],
         "pending": [],
+        "tracking": False,
     }

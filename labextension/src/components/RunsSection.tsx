@@ -41,8 +41,9 @@ function RunsBody(props: { model: RunsModel; rows: ICellRun[] }): JSX.Element {
   if (model.notebook === null) {
     return (
       <Message>
-        Open a notebook to see its cell runs here. Each cell you run after{' '}
-        <code>%load_ext jupyter_mlops</code> becomes a tracked run.
+        Open a notebook to see its cell runs here. Run{' '}
+        <code>%load_ext jupyter_mlops</code> in a notebook cell to track its
+        runs.
       </Message>
     );
   }
@@ -57,7 +58,12 @@ function RunsBody(props: { model: RunsModel; rows: ICellRun[] }): JSX.Element {
       {page.error && (
         <ErrorMessage error={page.error} what="the latest cell runs" />
       )}
-      {rows.length === 0 ? (
+      {rows.length === 0 && page.value?.tracking ? (
+        <Message>
+          Tracking is on for this notebook. Every cell you run from now on
+          appears here with its params and metrics.
+        </Message>
+      ) : rows.length === 0 ? (
         <Message>
           Nothing tracked for this notebook yet. Run{' '}
           <code>%load_ext jupyter_mlops</code> in a cell: every cell you run

@@ -23,3 +23,16 @@ export async function stopDeployments(
     });
   }
 }
+
+/** Shut down every kernel session of the server, so a failed test leaves no kernel. */
+export async function stopKernels(request: APIRequestContext): Promise<void> {
+  const listed = await request.get('/api/sessions', { timeout: 60_000 });
+  if (!listed.ok()) {
+    return;
+  }
+  for (const s of (await listed.json()) as { id: string }[]) {
+    await request.delete(`/api/sessions/${encodeURIComponent(s.id)}`, {
+      timeout: 60_000
+    });
+  }
+}

@@ -1,0 +1,236 @@
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { Locator } from '@playwright/test';
+
+import { stopKernels } from './cleanup';
+import { shoot } from './shots';
+
+const SIDEBAR = 'jupyter-mlops-sidebar';
+const LONG = { timeout: 60_000 };
+
+async function openSidebar(page: IJupyterLabPageFixture): Promise<Locator> {
+  await page.evaluate(async id => {
+    const app = (window as any).jupyterapp;
+    await app.restored;
+    app.shell.activateById(id);
+  }, SIDEBAR);
+  const sidebar = page.locator(`#${SIDEBAR}`);
+  await expect(sidebar).toBeVisible();
+  return sidebar;
+}
+
+/** The left area at `width` px (250 is JupyterLab's default). */
+async function leftWidth(page: IJupyterLabPageFixture, width: number) {
+  await page.evaluate(w => {
+    const shell = (window as any).jupyterapp.shell;
+    const split = shell._hsplitPanel;
+    const total = split.node.clientWidth;
+    split.setRelativeSizes([w / total, 1 - w / total, 0]);
+  }, width);
+  await page.waitForFunction(
+    w => {
+      const el = document.getElementById('jupyter-mlops-sidebar');
+      return el !== null && Math.abs(el.clientWidth - w) < 40;
+    },
+    width,
+    LONG
+  );
+}
+
+/** Every state in light and dark, at the default width and a wide one. */
+async function shootAll(
+  page: IJupyterLabPageFixture,
+  sidebar: Locator,
+  name: string,
+  testInfo: any
+) {
+  for (const theme of ['light', 'dark']) {
+    if (theme === 'dark') {
+      await page.theme.setDarkTheme();
+    }
+    for (const width of [250, 420]) {
+      await leftWidth(page, width);
+      await shoot(sidebar, `cockpit-${name}-${width}-${theme}`, testInfo);
+    }
+  }
+  await page.theme.setLightTheme();
+  await leftWidth(page, 250);
+}
+
+function runs(sidebar: Locator): Locator {
+  return sidebar.locator('section[data-section="runs"]');
+}
+
+test.describe('MLOps cockpit', () => {
+  // a failed test must not leave its kernel running
+  test.afterEach(async ({ request }) => {
+    await stopKernels(request);
+  });
+
+  test('the hint changes as soon as %load_ext has run', async ({
+    page
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    await page.notebook.createNew();
+    const section = runs(sidebar);
+    await expect(section).toContainText(
+      'Nothing tracked for this notebook yet',
+      LONG
+    );
+    await shootAll(page, sidebar, 'not-tracked', testInfo);
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    await page.notebook.runCell(0);
+    // no other cell runs: the sidebar must learn it from the %load_ext cell alone
+    await expect(section).toContainText(
+      'Tracking is on for this notebook',
+      LONG
+    );
+    await expect(section).not.toContainText('Nothing tracked');
+    await shootAll(page, sidebar, 'tracking-on', testInfo);
+  });
+
+  test('a renamed notebook keeps its runs and records later cells under its new path', async ({
+    page,
+    request,
+    tmpPath
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    const name = (await page.notebook.createNew())!;
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    await page.notebook.addCell('code', 'before_rename = 1');
+    await page.notebook.run();
+    const section = runs(sidebar);
+    const rows = section.locator('.jp-mlops-run');
+    await expect(rows.filter({ hasText: 'before_rename' })).toHaveCount(
+      1,
+      LONG
+    );
+
+    // File > Rename
+    await page.evaluate(async () => {
+      const app = (window as any).jupyterapp;
+      void app.commands.execute('docmanager:rename');
+    });
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog).toBeVisible();
+    await dialog.locator('input').fill('renamed-train.ipynb');
+    await dialog.locator('.jp-mod-accept').click();
+    const renamed = `${tmpPath}/renamed-train.ipynb`;
+    await expect(section.locator('.jp-mlops-notebook')).toHaveText(
+      renamed,
+      LONG
+    );
+    await expect(rows.filter({ hasText: 'before_rename' })).toHaveCount(
+      1,
+      LONG
+    );
+    await expect(section).not.toContainText('Nothing tracked');
+
+    await page.notebook.addCell('code', 'after_rename = 2');
+    await page.notebook.runCell(2);
+    const after = rows.filter({ hasText: 'after_rename' });
+    await expect(after).toHaveCount(1, LONG);
+    await expect(after.locator('.jp-mlops-status')).toHaveText(
+      'finished',
+      LONG
+    );
+    await expect(rows.filter({ hasText: 'before_rename' })).toHaveCount(1);
+
+    // the store agrees: one experiment, one session, cells tagged with their path
+    const answer = await request.get(
+      `/jupyter-mlops/api/runs?notebook=${encodeURIComponent(renamed)}`
+    );
+    const page1 = await answer.json();
+    expect(page1.experiment).toContain('renamed-train.ipynb');
+    expect(page1.sessions).toHaveLength(1);
+    const old = await request.get(
+      `/jupyter-mlops/api/runs?notebook=${encodeURIComponent(`${tmpPath}/${name}`)}`
+    );
+    expect((await old.json()).experiment_id).toBeNull();
+    const stored = page1.runs.find((r: any) =>
+      r.source_preview.startsWith('after_rename')
+    );
+    const detail = await request.get(
+      `/jupyter-mlops/api/runs/${stored.run_id}`
+    );
+    expect((await detail.json()).tags['mlflow.source.name']).toContain(
+      'renamed-train.ipynb'
+    );
+    await shootAll(page, sidebar, 'renamed', testInfo);
+  });
+
+  test('the sidebar is found by its icon, its label and the command palette', async ({
+    page
+  }, testInfo) => {
+    await page.evaluate(async () => {
+      const app = (window as any).jupyterapp;
+      await app.restored;
+      app.shell.activateById('filebrowser');
+    });
+    const tab = page.locator(
+      `.jp-SideBar .lm-TabBar-tab[data-id="${SIDEBAR}"]`
+    );
+    await expect(tab).toBeVisible();
+    await expect(tab).toHaveAttribute('title', /MLOps/);
+    await shoot(
+      page.locator('.jp-SideBar.jp-mod-left'),
+      'cockpit-left-bar',
+      testInfo
+    );
+
+    await page.keyboard.press('Control+Shift+C');
+    const palette = page.locator('#command-palette');
+    await expect(palette).toBeVisible();
+    await palette.locator('input').fill('MLOps');
+    const items = palette.locator('.lm-CommandPalette-item');
+    await expect(
+      items.filter({ hasText: 'MLOps: Open the Sidebar' })
+    ).toHaveCount(1);
+    await expect(
+      items.filter({ hasText: 'MLOps: Open the Panel in the Notebook' })
+    ).toHaveCount(1);
+    await expect(
+      items.filter({ hasText: 'MLOps: Run a Pipeline…' })
+    ).toHaveCount(1);
+    await shoot(palette, 'cockpit-palette', testInfo);
+    await items.filter({ hasText: 'MLOps: Open the Sidebar' }).click();
+    const sidebar = page.locator(`#${SIDEBAR}`);
+    await expect(sidebar).toBeVisible();
+    await expect(runs(sidebar)).toContainText(
+      'Run %load_ext jupyter_mlops in a notebook cell to track its runs',
+      LONG
+    );
+    await shootAll(page, sidebar, 'no-notebook', testInfo);
+
+    // the panel and a pipeline run go through the magics, in a new cell
+    await page.notebook.createNew();
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    await page.notebook.runCell(0);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('jupyter-mlops:open-panel')
+    );
+    const cells = page.locator('.jp-Notebook .jp-Cell');
+    const panelCell = cells.filter({ hasText: '%mlops panel' });
+    await expect(panelCell).toContainText('%mlops panel');
+    await expect(panelCell.locator('.jp-OutputArea-output')).not.toHaveCount(
+      0,
+      LONG
+    );
+    await expect(panelCell.locator('.jp-OutputArea-output')).not.toContainText(
+      'Error'
+    );
+
+    void page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('jupyter-mlops:run-pipeline')
+    );
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog).toContainText('Run a pipeline');
+    await dialog.locator('input').fill('missing.yaml');
+    await dialog.locator('.jp-mod-accept').click();
+    const runCell = cells.filter({ hasText: '%mlops run missing.yaml' });
+    await expect(runCell).toHaveCount(1, LONG);
+    await expect(runCell.locator('.jp-OutputArea-output')).toContainText(
+      'missing.yaml',
+      LONG
+    );
+  });
+});
