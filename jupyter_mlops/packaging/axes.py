@@ -191,3 +191,35 @@ def grown(inputs: tuple[Any, ...], axes: list[dict[int, str]], by: int = 3) -> t
 
 def beyond_batch(axes: list[dict[int, str]]) -> bool:
     return any(axis for named in axes for axis in named)
+
+
+def mark_dynamic_outputs(
+    proto: Any,
+    first: list[Any],
+    second: list[Any],
+    inputs: tuple[Any, ...],
+    others: tuple[Any, ...],
+    axes: list[dict[int, str]],
+) -> bool:
+    """Declare as dynamic each output axis whose size changed between two input sizes.
+
+    The exporter fixes an output's sequence axis at the example's length even when the
+    input's is dynamic, so the signature and onnxruntime's shape check would claim one
+    length. An axis takes the name of the input axis that had the same two sizes, if any.
+    """
+    sizes: dict[tuple[int, int], str] = {}
+    for before, after, named in zip(inputs, others, axes, strict=True):
+        for axis, name in named.items():
+            sizes.setdefault((int(before.shape[axis]), int(after.shape[axis])), name)
+    changed = False
+    for value, a, b in zip(proto.graph.output, first, second, strict=False):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != a.dim() or a.dim() != b.dim():
+            continue
+        for axis, dim in enumerate(dims):
+            if dim.HasField("dim_param") or a.shape[axis] == b.shape[axis]:
+                continue
+            key = (int(a.shape[axis]), int(b.shape[axis]))
+            dim.dim_param = sizes.get(key, f"{value.name}_{axis}")
+            changed = True
+    return changed

@@ -300,6 +300,10 @@ def _torch_onnx(
         )
         if others is None and axes.beyond_batch(dynamic):
             others = axes.grown(inputs, dynamic)
+        if others is not None and axes.mark_dynamic_outputs(
+            proto, _flat(outputs), _flat(check_runs(model, others)), inputs, others, dynamic
+        ):
+            onnx_path.write_bytes(proto.SerializeToString())
         parity = recheck(onnx_path, tolerance)
     finally:
         model.train(was_training)

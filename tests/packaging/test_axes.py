@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -65,6 +66,11 @@ def test_declared_sequence_axis_lets_an_lstm_take_longer_sequences(project: Path
     assert result.parity["passed"]
     assert result.parity["axis_sizes"] == {"seq": [10, 13]}
     assert result.parity["batch_sizes"] == [3, 1, 3, 17, 3, 1, 3, 17]
+    # the output's sequence axis is declared dynamic too, under the input axis's name
+    [output] = result.signature["outputs"]
+    assert output["shape"][:2] == [-1, -1]
+    graph = onnx.load(result.path).graph
+    assert [d.dim_param for d in graph.output[0].type.tensor_type.shape.dim][1] == "seq"
     # packaged at length 10; length 20 runs in onnxruntime and agrees with torch
     session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
     longer = torch.rand(2, 20, 4)
