@@ -91,7 +91,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # 24 writer start-ups (each imports MLflow) on a busy machine
+@pytest.mark.timeout(1800)  # 24 writer start-ups (each imports MLflow) at nice 10 on busy cores
 def test_writer_killed_at_random_points_leaves_one_complete_run_per_cell(project: Path) -> None:
     settings = settings_for(project)
     db = settings.state_dir / "mlflow.db"
