@@ -38,12 +38,12 @@ class StepFailure:
         return f"{where}: {self.message}"
 
 
-def _kernel_manager_class(extra_env: dict[str, str], kernel_log: Path) -> type:
+def _kernel_manager_class(extra_env: dict[str, str], kernel_log: Path | None = None) -> type:
     """An AsyncKernelManager that starts its kernel with ``extra_env`` on top of ours.
 
     A per-step class rather than ``os.environ`` so that parallel steps never see each
     other's run ids. The kernel process's own stderr (ipykernel's notices about its TCP
-    transport, the interrupt that precedes every shutdown) goes to ``kernel_log``, not the
+    transport, the interrupt that precedes every shutdown) goes to ``kernel_log`` if given, not the
     terminal or the notebook running the pipeline; what the step's cells print reaches its
     executed notebook through the kernel's messages as before.
     """
@@ -52,6 +52,9 @@ def _kernel_manager_class(extra_env: dict[str, str], kernel_log: Path) -> type:
     class StepKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra_env}
+            if kernel_log is None:
+                await super().start_kernel(**kw)
+                return
             fd = os.open(kernel_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             # the kernel process keeps its own copy of the descriptor; ours closes here
             with os.fdopen(fd, "ab") as log:
