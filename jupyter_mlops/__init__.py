@@ -15,6 +15,7 @@ from .config import Settings, load_settings
 from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, UsageError
 
 if TYPE_CHECKING:
+    from .audit import AuditReport, audit
     from .monitoring.drift import DriftReport, drift
     from .monitoring.labels import log_labels
     from .monitoring.monitor import MonitorResult, alerts, monitor
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 # imported on first use, so %load_ext pays only for tracking, and a command only for itself
 _LAZY = {
+    "AuditReport": "audit",
+    "audit": "audit",
     "flush": "tracking.api",
     "log_metrics": "tracking.api",
     "log_params": "tracking.api",
@@ -91,6 +94,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AuditReport",
     "ConfigError",
     "Deployment",
     "DriftReport",
@@ -107,6 +111,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "alerts",
+    "audit",
     "deploy",
     "deployments",
     "drift",

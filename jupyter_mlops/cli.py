@@ -442,6 +442,21 @@ alerts.help = help_text.ALERTS
 
 
 @main.command()
+@click.argument("spec", required=False, metavar="MODEL@ALIAS|MODEL/VERSION")
+@click.option("--out", default=None, metavar="DIR", help=help_text.AUDIT_OUT)
+@click.option("--request", "request_id", default=None, metavar="ID", help=help_text.AUDIT_REQUEST)
+@_errors_to_exit
+@_needs_store
+def audit(spec: str | None, out: str | None, request_id: str | None) -> None:
+    from .audit import audit as write_audit
+
+    click.echo(write_audit(spec, out=out, request=request_id).summary())
+
+
+audit.help = help_text.AUDIT
+
+
+@main.command()
 @click.argument("deployment")
 @click.argument("file", metavar="FILE.csv|FILE.parquet", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -57,6 +57,14 @@ MONITOR = (
     "a monitor run and apply the mlops.yaml policy (alert, rollback, retrain)."
 )
 ALERTS = "Show the most recent drift alerts."
+AUDIT = (
+    "Write an audit report (one offline HTML file and its Markdown) of MODEL@ALIAS or "
+    "MODEL/VERSION: deployments, lineage back to the training cells or pipeline steps and their "
+    "source, datasets, git commit and environment, gate verdicts, alias moves, monitoring, "
+    "explanations and fairness; --request ID starts from one captured prediction."
+)
+AUDIT_OUT = "Directory inside the project for the report (default: audits/)."
+AUDIT_REQUEST = "Audit the version that answered this request id (its x-request-id)."
 LABELS = (
     "Record true labels of a deployment's predictions from a CSV or Parquet file with columns "
     "request_id and label (the x-request-id its server answered). Unknown ids, duplicates and "

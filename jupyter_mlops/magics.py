@@ -24,7 +24,8 @@ USAGE = (
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
     "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,drift REF CUR,"
-    "monitor DEPLOYMENT [--window 1h],alerts,panel [--tab T],help}"
+    "monitor DEPLOYMENT [--window 1h],alerts,audit SPEC [--out DIR] [--request ID],"
+    "panel [--tab T],help}"
 )
 
 
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("deployment")
     mon.add_argument("--window", default="1h")
     sub.add_parser("alerts", help=help_text.ALERTS, add_help=False)
+    aud = sub.add_parser("audit", help=help_text.AUDIT, add_help=False)
+    aud.add_argument("spec", nargs="?")
+    aud.add_argument("--out", default=None)
+    aud.add_argument("--request", default=None)
     pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
     pipes.add_argument("-n", type=int, default=10, metavar="N")
     panel = sub.add_parser("panel", help=help_text.PANEL, add_help=False)
@@ -148,6 +153,7 @@ def help_message() -> str:
         ("drift REF CUR", help_text.DRIFT),
         ("monitor ID", help_text.MONITOR),
         ("alerts", help_text.ALERTS),
+        ("audit SPEC", help_text.AUDIT),
         ("panel", help_text.PANEL),
         ("%%mlops skip", help_text.SKIP),
     ):
@@ -377,6 +383,10 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         from .monitoring.monitor import alerts, format_alerts
 
         return format_alerts(alerts())
+    if command == "audit":
+        from .audit import audit
+
+        return audit(args.spec, out=args.out, request=args.request).summary()
     if command in ("deploy", "deployments", "traffic", "switch", "undeploy"):
         return _serving_text(args)
     if command in ("package", "register", "promote", "rollback", "models"):

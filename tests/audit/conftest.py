@@ -1,0 +1,116 @@
+"""One real project for the audit tests, built once: a notebook trains and packages two
+iris models in a tracked kernel, both are registered, v1 is promoted through its gates and
+v2 is refused by them and then forced in with a reason; v2 carries fairness metrics and an
+attribution figure like an evaluation would log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from jupyter_mlops import store
+from jupyter_mlops.config import Settings, load_settings
+from jupyter_mlops.registry.service import PromotionRefused, promote
+from tests.conftest import (
+    ENV_KEYS,
+    TEAM_SERVER,
+    cell_text,
+    drain,
+    execute_notebook,
+    stop_deployments,
+    write_notebook,
+)
+
+GATES = {"metrics": {"test_accuracy": ">= 0.8"}, "parity": True, "beat_current": "test_accuracy"}
+#: a secret the notebook holds: it must reach no report
+SECRET = "hunter2-Xq9v7Lr3Tz"
+#: secrets that reach the store (a tag, a promotion's reason) and the report must mask
+STORED_SECRET = "s3cr3t-Pw-Kd82jQ"
+FIRST_REASON = f"first model, trained on postgresql://audit:{STORED_SECRET}@db.internal/iris"
+FORCE_REASON = "the calibrated model is needed for the partner launch"
+
+CELLS = [
+    "%load_ext jupyter_mlops",
+    "import numpy as np\nimport pandas as pd\nfrom sklearn.datasets import load_iris\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "features = load_iris(as_frame=True).frame.drop(columns='target')\n"
+    "labels = load_iris().target",
+    f"db_url = 'postgresql://audit:{SECRET}@db.internal:5432/iris'",
+    "X = features.to_numpy(dtype=np.float32)\nC = 1.0\n"
+    "model = LogisticRegression(C=C, max_iter=500).fit(X, labels)\n"
+    "test_accuracy = float(model.score(X, labels))",
+    "import jupyter_mlops\n"
+    "first = jupyter_mlops.package(model, X[:5], name='iris', reference=features)\n"
+    "print(jupyter_mlops.register(first).version)",
+    "C = 0.001\nweak = LogisticRegression(C=C, max_iter=500).fit(X, labels)\n"
+    "test_accuracy = float(weak.score(X, labels))",
+    "second = jupyter_mlops.package(weak, X[:5], name='iris', reference=features)\n"
+    "print(jupyter_mlops.register(second).version)",
+]
+
+
+def _evaluation_results(settings: Settings, run_id: str) -> None:
+    """What an evaluation with explanations and fairness logs on a run."""
+    import plotly.graph_objects as go
+
+    client = store.client(settings)
+    client.set_tag(run_id, "warehouse_password", STORED_SECRET)
+    client.log_metric(run_id, "fairness.demographic_parity_difference", 0.07)
+    client.log_metric(run_id, "slices.accuracy.worst", 0.61)
+    figure = go.Figure(go.Bar(x=[0.41, 0.22, 0.12, 0.05], y=["petal length (cm)",
+                       "petal width (cm)", "sepal length (cm)", "sepal width (cm)"],
+                       orientation="h"))  # fmt: skip
+    figure.update_layout(title="mean |SHAP value| per feature")
+    client.log_text(run_id, figure.to_json(), "explanations/attributions_figure.json")
+    client.log_dict(
+        run_id,
+        {"slice": "region", "accuracy": {"north": 0.68, "south": 0.61}},
+        "fairness/slices.json",
+    )
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The project, its working directory and environment set as the ``project`` fixture
+    sets them; deployments a test starts are stopped at the end."""
+    root = tmp_path_factory.mktemp("audit") / "project"
+    root.mkdir()
+    (root / "mlops.yaml").write_text("")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ENV_KEYS:
+            mp.delenv(key, raising=False)
+        if TEAM_SERVER:
+            mp.setenv("MLFLOW_TRACKING_URI", TEAM_SERVER)
+            mp.setenv("MLFLOW_REGISTRY_URI", TEAM_SERVER)
+        mp.chdir(root)
+        subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+        subprocess.run(
+            ["git", "-c", "user.name=a", "-c", "user.email=a@example.com", "commit", "-q",
+             "--allow-empty", "-m", "start"], cwd=root, check=True,
+        )  # fmt: skip
+        nb = execute_notebook(write_notebook(root / "train.ipynb", CELLS), timeout=300)
+        assert "1" in cell_text(nb.cells[4]).splitlines(), cell_text(nb.cells[4])
+        assert "2" in cell_text(nb.cells[6]).splitlines(), cell_text(nb.cells[6])
+        drain(root)
+        settings = load_settings(root)
+        promote("iris", 1, "champion", FIRST_REASON, gates=GATES, settings=settings)
+        with pytest.raises(PromotionRefused):
+            promote("iris", 2, "champion", gates=GATES, settings=settings)
+        promote("iris", 2, "champion", FORCE_REASON, gates=GATES, force=True, settings=settings)
+        run_id = store.client(settings).get_model_version("iris", "2").run_id
+        _evaluation_results(settings, run_id)
+        try:
+            yield settings
+        finally:
+            try:
+                stop_deployments(settings)
+            finally:
+                store.forget_clients()
+
+
+def gate_tag(settings: Settings, version: str) -> dict[str, object]:
+    tags = store.client(settings).get_model_version("iris", version).tags
+    return dict(json.loads(tags["mlops.gate.champion"]))
