@@ -10,6 +10,22 @@ from .facts import AuditFacts, RunFacts
 
 #: metrics of a monitor run shown as columns; quality.* metrics are added when present
 MONITOR_COLUMNS = ("rows", "drift.share_drifted", "drift.columns_drifted", "latency_p95_ms")
+_MONITOR_HEADERS = ("rows", "share drifted", "columns drifted", "p95 latency (ms)")
+
+
+def monitor_headers(quality: list[str]) -> list[str]:
+    return [*_MONITOR_HEADERS, *(k.removeprefix("quality.") for k in quality)]
+
+
+def subtitle(facts: AuditFacts) -> str:
+    """How the version was named, and when and from where the report was made."""
+    if facts.request is not None:
+        asked = f"the version that answered request {facts.request.request_id}"
+    elif facts.alias:
+        asked = f"{facts.model}@{facts.alias}"
+    else:
+        asked = f"{facts.model}/{facts.version}"
+    return f"Audit of {asked}, generated {facts.generated} from the {facts.store}."
 
 
 def when(ms: int | None) -> str:
@@ -17,6 +33,11 @@ def when(ms: int | None) -> str:
         return ""
     moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def utc(text: str) -> str:
+    """An ISO time as every other time of the report reads: ``...Z``."""
+    return text.replace("+00:00", "Z")
 
 
 def number(value: Any) -> str:

@@ -107,7 +107,7 @@ def analysis_of(client: Any, runs: list[Any], notes: list[str]) -> list[Analysis
         out.append(
             AnalysisFacts(
                 run=run_id,
-                label=f"{kind} run {run.info.run_name or run_id}",
+                label=f"{run.info.run_name} ({kind} run)" if run.info.run_name else f"{kind} run",
                 metrics=metrics,
                 artifacts=[_artifact(client, run_id, a, notes) for a in items],
             )

@@ -38,7 +38,8 @@ _MAX_MONITOR_RUNS = 100
 
 
 def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    moment = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return moment.replace("+00:00", "Z")
 
 
 def _get_run(client: Any, run_id: str | None) -> Any:
@@ -324,7 +325,9 @@ def collect(
     for run in (r for r in chain if r is not None):
         for d in run.datasets:
             entry = seen.setdefault((d["name"], d["digest"]), {**d, "runs": []})
-            label = run.name or run.run_id
+            label = (
+                f"cell [{run.execution_count}]" if run.kind == "cell" else run.name or run.run_id
+            )
             if label not in entry["runs"]:
                 entry["runs"].append(label)
     facts.datasets = list(seen.values())

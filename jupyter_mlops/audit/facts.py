@@ -131,7 +131,7 @@ class AuditReport:
             f"  and {self.markdown}",
         ]
         if f.request is not None:
-            lines.insert(1, f"  request {f.request.request_id} was served by v{f.version}")
+            lines.append(f"  request {f.request.request_id} was answered by v{f.version}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

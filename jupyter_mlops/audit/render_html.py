@@ -15,10 +15,13 @@ from ._text import (
     duration,
     forced,
     headline,
+    monitor_headers,
     monitor_tag,
     number,
     plain,
     quality_keys,
+    subtitle,
+    utc,
     when,
 )
 from .facts import AuditFacts, RunFacts
@@ -45,9 +48,12 @@ nav { margin: 12px 0 8px; display: flex; flex-wrap: wrap; gap: 6px 14px; font-si
 a { color: var(--accent); text-decoration: none; }
 a:hover { text-decoration: underline; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 14px; font-size: 13px; }
+.scroll { overflow-x: auto; margin: 6px 0 14px; }
+.scroll table { margin: 0; }
 th, td { border: 1px solid var(--line); padding: 5px 8px; text-align: left;
-  vertical-align: top; overflow-wrap: anywhere; }
-th { background: var(--head); font-weight: 600; }
+  vertical-align: top; overflow-wrap: break-word; }
+th { background: var(--head); font-weight: 600; white-space: nowrap; }
+table.kv th { white-space: normal; }
 table.kv th { width: 200px; }
 tr.this td { background: var(--mark); }
 code, pre { font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
@@ -76,10 +82,16 @@ _FIGURES = """
   document.querySelectorAll('script.figure-data').forEach(function (node) {
     var fig = JSON.parse(node.textContent);
     var layout = fig.layout || {};
+    Object.keys(layout).concat(['xaxis', 'yaxis']).forEach(function (key) {
+      if (/^[xy]axis\\d*$/.test(key)) {  // long category names must not be cut off
+        layout[key] = Object.assign({automargin: true}, layout[key] || {});
+        if (dark) { Object.assign(layout[key], {gridcolor: '#3d444d', zerolinecolor: '#59636e',
+                                                linecolor: '#59636e'}); }
+      }
+    });
     if (dark) {
       layout.paper_bgcolor = '#0d1117'; layout.plot_bgcolor = '#0d1117';
       layout.font = Object.assign({}, layout.font || {}, {color: '#e6edf3'});
-      delete layout.template;
     }
     var div = document.getElementById(node.dataset.target);
     if (window.Plotly) { Plotly.newPlot(div, fig.data, layout, {displaylogo: false}); }
@@ -109,7 +121,8 @@ def _table(header: list[str], rows: list[list[str]], classes: list[str] | None =
     for i, row in enumerate(rows):
         cls = f' class="{classes[i]}"' if classes and classes[i] else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _kv(rows: list[tuple[str, str]]) -> str:
@@ -236,7 +249,7 @@ def _moves(f: AuditFacts) -> str:
         mine = f.version in (m.get("from_version"), m.get("to_version"))
         classes.append("this" if mine else "")
         rows.append(
-            [_e(m["when"]), _e(m["who"]), _e(m["alias"]), _e(m["from_version"] or "—"),
+            [_e(utc(m["when"])), _e(m["who"]), _e(m["alias"]), _e(m["from_version"] or "—"),
              _e(m["to_version"] or "—"), _e(m["kind"]), _verdict(m["gates"]),
              '<span class="forced">forced</span>' if forced(m) else "no", _e(m["reason"])]
         )  # fmt: skip
@@ -257,13 +270,13 @@ def _monitoring(f: AuditFacts) -> str:
              '<span class="alert">alert</span>' if alert else "no",
              _e(monitor_tag(r, "mlops.alert_reasons")), _e(monitor_tag(r, "mlops.actions"))]
         )  # fmt: skip
-    header = ["time", "deployment", "window", *MONITOR_COLUMNS, *quality, "alert", "reasons"]
+    header = ["time", "deployment", "window", *monitor_headers(quality), "alert", "reasons"]
     parts = [_table([*header, "actions"], rows), "<h3>Alerts</h3>"]
     parts.append(
         _table(
             ["time", "deployment", "drifted", "columns", "reasons", "actions"],
             [
-                [_e(a.get("time", "")), _e(a.get("deployment", "")),
+                [_e(utc(a.get("time", ""))), _e(a.get("deployment", "")),
                  _e(number(a.get("share_drifted"))),
                  _e(", ".join(a.get("drifted_columns", [])[:8])),
                  _e(", ".join(a.get("reasons", []))), _e(", ".join(a.get("actions", [])))]
@@ -390,7 +403,7 @@ def render_html(facts: AuditFacts) -> str:
     scripts = ""
     if has_figures:
         scripts = f"<script>{_plotly_js()}</script><script>{_FIGURES}</script>"
-    title = f"Audit: {f.subject} (v{f.version})"
+    title = f"Audit: {f.model} v{f.version}"
     meta = json.dumps({"model": f.model, "version": f.version, "generated": f.generated})
     return (
         "<!DOCTYPE html>\n"
@@ -399,6 +412,6 @@ def render_html(facts: AuditFacts) -> str:
         f'<meta name="jupyter-mlops-audit" content="{_e(meta)}">'
         f"<style>{_CSS}</style></head><body><main>"
         f"<h1>{_e(title)}</h1>"
-        f'<p class="meta">Generated {_e(f.generated)} by jupyter-mlops from the {_e(f.store)}.</p>'
+        f'<p class="meta">{_e(subtitle(f))}</p>'
         f"<nav>{nav}</nav>{summary}{body}</main>{scripts}</body></html>\n"
     )

@@ -9,10 +9,13 @@ from ._text import (
     duration,
     forced,
     headline,
+    monitor_headers,
     monitor_tag,
     number,
     plain,
     quality_keys,
+    subtitle,
+    utc,
     when,
 )
 from .facts import AuditFacts, RunFacts
@@ -62,9 +65,9 @@ def _fence(text: str, lang: str = "") -> list[str]:
 def render_markdown(facts: AuditFacts) -> str:
     f = facts
     out = [
-        f"# Audit: {f.subject} (v{f.version})",
+        f"# Audit: {f.model} v{f.version}",
         "",
-        f"Generated {f.generated} from the {f.store}.",
+        subtitle(f),
         "",
         *_table(["", ""], [[k, v] for k, v in headline(f)]),
     ]
@@ -167,7 +170,7 @@ def render_markdown(facts: AuditFacts) -> str:
     out += _table(
         ["when", "who", "alias", "from", "to", "kind", "verdict", "forced", "reason"],
         [
-            [m["when"], m["who"], m["alias"], m["from_version"] or "", m["to_version"] or "",
+            [utc(m["when"]), m["who"], m["alias"], m["from_version"] or "", m["to_version"] or "",
              m["kind"], m["gates"], "yes" if forced(m) else "no", m["reason"]]
             for m in f.moves
         ],
@@ -175,7 +178,7 @@ def render_markdown(facts: AuditFacts) -> str:
     out += ["## Monitoring", ""]
     quality = quality_keys(f.monitoring)
     out += _table(
-        ["time", "deployment", "window", *MONITOR_COLUMNS, *quality, "alert", "reasons", "actions"],
+        ["time", "deployment", "window", *monitor_headers(quality), "alert", "reasons", "actions"],
         [
             [when(r.start_time), r.tags.get("mlops.deployment", ""), r.tags.get("mlops.window", ""),
              *(number(r.metrics.get(k)) for k in (*MONITOR_COLUMNS, *quality)),
@@ -188,7 +191,7 @@ def render_markdown(facts: AuditFacts) -> str:
     out += _table(
         ["time", "deployment", "drifted", "columns", "reasons", "actions"],
         [
-            [a.get("time", ""), a.get("deployment", ""), number(a.get("share_drifted")),
+            [utc(a.get("time", "")), a.get("deployment", ""), number(a.get("share_drifted")),
              ", ".join(a.get("drifted_columns", [])[:8]), ", ".join(a.get("reasons", [])),
              ", ".join(a.get("actions", []))]
             for a in f.alerts

@@ -22,6 +22,13 @@ def _matching(frame: Any, request_id: str) -> Any:
     return hit
 
 
+def _moment(value: Any) -> str:
+    try:
+        return str(value.isoformat(timespec="milliseconds")).replace("+00:00", "Z")
+    except (AttributeError, TypeError, ValueError):
+        return str(value)
+
+
 def _values(hit: Any, columns: list[str]) -> dict[str, Any]:
     """A single row's values, or each column's list of values for the rows of a batch."""
     if len(hit) == 1:

@@ -72,7 +72,7 @@ def _evaluation_results(settings: Settings, run_id: str) -> None:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The project, its working directory and environment set as the ``project`` fixture
     sets them; deployments a test starts are stopped at the end."""
