@@ -197,12 +197,13 @@ def _deployments(settings: Settings, model: str, version: str) -> list[dict[str,
 
 
 def _monitoring(
-    client: Any, settings: Settings, model: str, version: str, experiments: _Experiments
-) -> tuple[list[RunFacts], list[dict[str, Any]]]:
+    client: Any, settings: Settings, model: str, version: str
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """This version's monitor runs (newest first) and its alerts."""
     from ..monitoring.monitor import alerts
 
     found = client.get_experiment_by_name(f"monitor/{model}")
-    runs: list[RunFacts] = []
+    runs: list[Any] = []
     if found is not None:
         quoted = version.replace("'", "")
         for run in client.search_runs(
@@ -213,7 +214,7 @@ def _monitoring(
             max_results=_MAX_MONITOR_RUNS,
             order_by=["attributes.start_time DESC"],
         ):
-            runs.append(run_facts(client, run, experiments))
+            runs.append(run)
     mine = [
         a
         for a in alerts(settings=settings, limit=10_000)
@@ -332,9 +333,11 @@ def collect(
                 entry["runs"].append(label)
     facts.datasets = list(seen.values())
     facts.deployments = _deployments(settings, model, version)
-    facts.monitoring, facts.alerts = _monitoring(client, settings, model, version, experiments)
+    monitored, facts.alerts = _monitoring(client, settings, model, version)
+    facts.monitoring = [run_facts(client, r, experiments) for r in monitored]
     evaluations = _evaluations(client, model, version, {r.info.run_id for r in runs})
-    facts.analysis = analysis_of(client, [*runs, *evaluations], facts.notes)
+    # fairness and attributions over a monitored window count too, oldest first like the rest
+    facts.analysis = analysis_of(client, [*runs, *evaluations, *monitored[::-1]], facts.notes)
     return facts
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_iris
 
+from jupyter_mlops import store
 from jupyter_mlops.audit import audit
 from jupyter_mlops.config import Settings
 from jupyter_mlops.monitoring.labels import log_labels
@@ -40,6 +41,8 @@ def test_a_request_id_leads_to_the_version_that_answered_it(audited: Settings) -
         checked = monitor("prod", "1h", settings=audited)
     finally:
         manager.undeploy("prod", settings=audited)
+    # what labelled monitoring with slice columns logs beside quality
+    store.client(audited).log_metric(checked.run_id, "fairness.demographic_parity_difference", 0.12)
     report = audit(request="order-4711", settings=audited)
     r = report.facts.request
     assert r is not None
@@ -51,6 +54,9 @@ def test_a_request_id_leads_to_the_version_that_answered_it(audited: Settings) -
     assert deployment["id"] == "prod" and "token" not in deployment
     [run] = report.facts.monitoring
     assert run.run_id == checked.run_id and run.metrics["rows"] == 60
+    window = report.facts.analysis[-1]
+    assert window.run == checked.run_id and window.label.endswith("(monitor run)")
+    assert window.metrics == {"fairness.demographic_parity_difference": 0.12}
     html = Path(report.html).read_text(encoding="utf-8")
     assert "order-4711" in html and "The request" in html
     assert "request-order-4711" in Path(report.html).name
