@@ -15,6 +15,7 @@ from .config import Settings, load_settings
 from .exceptions import ConfigError, MlopsError, NotFoundError, StoreError, UsageError
 
 if TYPE_CHECKING:
+    from .analysis.evaluate import EvaluationResult, evaluate
     from .audit import AuditReport, audit
     from .monitoring.drift import DriftReport, drift
     from .monitoring.labels import log_labels
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
 # imported on first use, so %load_ext pays only for tracking, and a command only for itself
 _LAZY = {
+    "EvaluationResult": "analysis.evaluate",
+    "evaluate": "analysis.evaluate",
     "AuditReport": "audit",
     "audit": "audit",
     "flush": "tracking.api",
@@ -98,6 +101,7 @@ __all__ = [
     "ConfigError",
     "Deployment",
     "DriftReport",
+    "EvaluationResult",
     "MlopsError",
     "MonitorResult",
     "NotFoundError",
@@ -115,6 +119,7 @@ __all__ = [
     "deploy",
     "deployments",
     "drift",
+    "evaluate",
     "flush",
     "history",
     "inference_log",

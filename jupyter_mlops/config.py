@@ -32,7 +32,7 @@ _TRACKING_KEYS = {
     "secret_patterns",
     "export_tracking_uri",
 }
-_TOP_KEYS = {"tracking", "pipelines", "registry", "serving", "monitoring", "team"}
+_TOP_KEYS = {"tracking", "pipelines", "registry", "serving", "monitoring", "team", "models"}
 
 
 @dataclass(frozen=True)
@@ -350,3 +350,51 @@ def serving_settings(settings: Settings) -> ServingSettings:
             f"unknown key {unknown[0]!r} (known: capture)", path=path, field="serving"
         )
     return ServingSettings(capture=capture_settings(section.get("capture"), path))
+
+
+# -- models: per-model settings -------------------------------------------------------------
+_MODEL_KEYS = {"slices"}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """``models: NAME:`` in ``mlops.yaml``: what the project says about one model.
+
+    ``slices`` are columns of the evaluation data (not fed to the model) whose groups get
+    their own metrics and the fairness disparities::
+
+        models:
+          churn:
+            slices: [region, age_band]
+    """
+
+    slices: tuple[str, ...] = ()
+
+
+def model_settings(settings: Settings, name: str | None) -> ModelSettings:
+    """The ``models.<name>`` section of ``mlops.yaml``, checked (empty when absent)."""
+    path = str(settings.project_dir / CONFIG_FILE)
+    section = settings.raw.get("models")
+    if section is None:
+        return ModelSettings()
+    if not isinstance(section, dict):
+        raise ConfigError("expected a mapping of model names", path=path, field="models")
+    entry = section.get(name) if name else None
+    if entry is None:
+        return ModelSettings()
+    where = f"models.{name}"
+    if not isinstance(entry, dict):
+        raise ConfigError("expected a mapping", path=path, field=where)
+    unknown = sorted(set(entry) - _MODEL_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_MODEL_KEYS))})",
+            path=path,
+            field=where,
+        )
+    slices = entry.get("slices") or []
+    if isinstance(slices, str):
+        slices = [slices]
+    if not isinstance(slices, list) or not all(isinstance(c, str) and c for c in slices):
+        raise ConfigError("must be a list of column names", path=path, field=f"{where}.slices")
+    return ModelSettings(slices=tuple(slices))
