@@ -77,9 +77,7 @@ def find_request(settings: Settings, request_id: str) -> tuple[str, RequestFacts
         return deployment.model, RequestFacts(
             request_id=request_id,
             deployment=directory.name,
-            time=first["time"].isoformat()
-            if hasattr(first["time"], "isoformat")
-            else str(first["time"]),
+            time=_moment(first["time"]),
             version=str(first["version"]),
             protocol=str(first.get("protocol", "")),
             latency_ms=None if latency is None else float(latency),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def test_a_request_id_leads_to_the_version_that_answered_it(audited: Settings) -
     r = report.facts.request
     assert r is not None
     assert (r.deployment, r.version, r.rows, r.label) == ("prod", "2", 1, 0)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r.time), r.time
     assert r.inputs == {f"f{i}": float(v) for i, v in enumerate(x[0])}
     assert r.outputs  # what the model answered
     assert report.facts.version == "2" and report.facts.origin == "notebook"
