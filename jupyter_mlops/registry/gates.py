@@ -10,6 +10,8 @@ In ``mlops.yaml``, per alias (or passed to ``promote(..., gates=...)`` in the sa
           quantized: true              # packaged with quantize=True, within its budget
           beat_current: test_accuracy  # better than the alias's current holder
                                        # ({metric: test_loss, mode: min} when lower is better)
+          fairness: {demographic_parity_difference: "<= 0.1"}  # from the newest evaluate()
+          slices: {accuracy: ">= 0.85"}                       # every slice (the worst one)
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ..analysis.records import EvaluationEvidence
 
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|>|<)\s*(-?[0-9.eE+-]+)\s*$")
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -30,7 +35,10 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "==": operator.eq,
 }
-_KEYS = {"metrics", "parity", "quantized", "beat_current"}
+_KEYS = {"metrics", "parity", "quantized", "beat_current", "fairness", "slices"}
+#: what ``evaluate()`` computes (analysis/fairness.py), named here to keep this import light
+_FAIRNESS = ("demographic_parity_difference", "equalized_odds_difference")
+_SLICE_METRICS = ("accuracy", "f1", "precision", "recall", "mae", "rmse", "r2")
 #: package() records these on its run only when the quantized model passed and is served
 _QUANTIZED_DIFF = "mlops.quantized_parity_max_abs_diff"
 _QUANTIZED_BUDGET = "mlops.quantized_parity_tolerance"
@@ -46,12 +54,25 @@ class GateSpec:
     quantized: bool = False
     beat_metric: str | None = None
     beat_mode: str = "max"
+    #: fairness metric -> threshold, read from the newest evaluation (``fairness_<metric>``)
+    fairness: dict[str, tuple[str, float]] = field(default_factory=dict)
+    #: per-slice metric -> threshold, met by every slice of the newest evaluation
+    slices: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         return (
-            not self.metrics and not self.parity and not self.quantized and self.beat_metric is None
+            not self.metrics
+            and not self.parity
+            and not self.quantized
+            and self.beat_metric is None
+            and not self.fairness
+            and not self.slices
         )
+
+    @property
+    def needs_evaluation(self) -> bool:
+        return bool(self.fairness or self.slices)
 
 
 @dataclass
@@ -79,22 +100,9 @@ def parse_gates(raw: Any, where: str) -> GateSpec:
         raise ConfigError(
             f"unknown gate {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})", path=where
         )
-    metrics: dict[str, tuple[str, float]] = {}
-    raw_metrics = raw.get("metrics") or {}
-    if not isinstance(raw_metrics, dict):
-        raise ConfigError("must map metric names to thresholds", path=where, field="metrics")
-    for metric, text in raw_metrics.items():
-        found = _THRESHOLD.match(str(text))
-        if not found:
-            raise ConfigError(
-                f"threshold {text!r}: write it like '>= 0.9'", path=where, field=f"metrics.{metric}"
-            )
-        try:
-            metrics[str(metric)] = (found.group(1), float(found.group(2)))
-        except ValueError:
-            raise ConfigError(
-                f"threshold {text!r}: not a number", path=where, field=f"metrics.{metric}"
-            ) from None
+    metrics = _thresholds(raw.get("metrics"), where, "metrics")
+    fairness = _thresholds(raw.get("fairness"), where, "fairness", _FAIRNESS)
+    slices = _thresholds(raw.get("slices"), where, "slices", _SLICE_METRICS)
     parity = raw.get("parity", False)
     if not isinstance(parity, bool):
         raise ConfigError("must be true or false", path=where, field="parity")
@@ -111,8 +119,42 @@ def parse_gates(raw: Any, where: str) -> GateSpec:
     if beat is not None and not isinstance(beat, str):
         raise ConfigError("must be a metric name", path=where, field="beat_current")
     return GateSpec(
-        metrics=metrics, parity=parity, quantized=quantized, beat_metric=beat, beat_mode=mode
+        metrics=metrics,
+        parity=parity,
+        quantized=quantized,
+        beat_metric=beat,
+        beat_mode=mode,
+        fairness=fairness,
+        slices=slices,
     )
+
+
+def _thresholds(
+    raw: Any, where: str, key: str, known: tuple[str, ...] | None = None
+) -> dict[str, tuple[str, float]]:
+    """``{name: ">= 0.9"}`` as ``{name: (">=", 0.9)}``; names checked against ``known``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError("must map metric names to thresholds", path=where, field=key)
+    out: dict[str, tuple[str, float]] = {}
+    for metric, text in raw.items():
+        if known is not None and metric not in known:
+            raise ConfigError(
+                f"unknown metric {metric!r} (known: {', '.join(known)})", path=where, field=key
+            )
+        found = _THRESHOLD.match(str(text))
+        if not found:
+            raise ConfigError(
+                f"threshold {text!r}: write it like '>= 0.9'", path=where, field=f"{key}.{metric}"
+            )
+        try:
+            out[str(metric)] = (found.group(1), float(found.group(2)))
+        except ValueError:
+            raise ConfigError(
+                f"threshold {text!r}: not a number", path=where, field=f"{key}.{metric}"
+            ) from None
+    return out
 
 
 def evaluate(
@@ -120,8 +162,10 @@ def evaluate(
     metrics: dict[str, float],
     parity_passed: bool | None,
     current: tuple[str, dict[str, float]] | None,
+    evaluation: EvaluationEvidence | None = None,
 ) -> list[GateResult]:
-    """Every gate's result. ``current`` is (version, metrics) of the alias's holder."""
+    """Every gate's result. ``current`` is (version, metrics) of the alias's holder;
+    ``evaluation`` the version's newest ``evaluate()`` run (fairness and slice gates)."""
     results = []
     for metric, (op, threshold) in spec.metrics.items():
         gate = f"{metric} {op} {threshold:g}"
@@ -137,6 +181,8 @@ def evaluate(
             results.append(GateResult("parity", parity_passed, f"parity passed: {parity_passed}"))
     if spec.quantized:
         results.append(_quantized(metrics))
+    results += [_fairness(m, op, t, evaluation) for m, (op, t) in spec.fairness.items()]
+    results += [_slice(m, op, t, evaluation) for m, (op, t) in spec.slices.items()]
     if spec.beat_metric:
         metric = spec.beat_metric
         better = "higher" if spec.beat_mode == "max" else "lower"
@@ -168,3 +214,59 @@ def _quantized(metrics: dict[str, float]) -> GateResult:
     if all(k in metrics for k in _SIZES):
         evidence += f", {metrics[_SIZES[0]]:.0f} of {metrics[_SIZES[1]]:.0f} bytes"
     return GateResult("quantized", bool(diff <= budget), evidence)
+
+
+_NO_EVALUATION = (
+    "no evaluation of this version was recorded: run jupyter_mlops.evaluate(model_uri, data, "
+    "target=...) with slice columns (mlops.yaml models.<name>.slices, or slices=[...])"
+)
+
+
+def _fairness(
+    metric: str, op: str, threshold: float, evaluation: EvaluationEvidence | None
+) -> GateResult:
+    gate = f"fairness {metric} {op} {threshold:g}"
+    if evaluation is None:
+        return GateResult(gate, False, _NO_EVALUATION)
+    value = evaluation.metrics.get(f"fairness_{metric}")
+    if value is None:
+        return GateResult(
+            gate,
+            False,
+            f"evaluation run {evaluation.run_id} computed no {metric}: it had no slice columns "
+            "(mlops.yaml models.<name>.slices, or slices=[...]) or the model is no classifier",
+        )
+    return GateResult(
+        gate,
+        _OPS[op](value, threshold),
+        f"{metric} = {value:.6g} (evaluation run {evaluation.run_id})",
+    )
+
+
+def _slice(
+    metric: str, op: str, threshold: float, evaluation: EvaluationEvidence | None
+) -> GateResult:
+    """Every slice must pass: the lowest against ``>=``/``>``, the highest against ``<=``/``<``."""
+    gate = f"every slice {metric} {op} {threshold:g}"
+    if evaluation is None:
+        return GateResult(gate, False, _NO_EVALUATION)
+    ends = ["min"] if op in (">=", ">") else ["max"] if op in ("<=", "<") else ["min", "max"]
+    checked = []
+    for end in ends:
+        value = evaluation.metrics.get(f"slice_{end}_{metric}")
+        if value is None:
+            return GateResult(
+                gate,
+                False,
+                f"evaluation run {evaluation.run_id} computed no per-slice {metric}: it had no "
+                "slice columns (mlops.yaml models.<name>.slices, or slices=[...]) or "
+                f"{metric} is not a metric of its task",
+            )
+        found = evaluation.slices.get(metric, {}).get(end) or {}
+        where = f"slice {found['column']}={found['group']}" if found else f"{end} slice"
+        rows = f", {found['count']} rows" if found else ""
+        checked.append((_OPS[op](value, threshold), f"{where}: {metric} = {value:.6g}{rows}"))
+    passed = all(ok for ok, _ in checked)
+    worst = next((text for ok, text in checked if not ok), checked[0][1])
+    label = "worst " if len(ends) == 1 else ""
+    return GateResult(gate, passed, f"{label}{worst} (evaluation run {evaluation.run_id})")

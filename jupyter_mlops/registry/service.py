@@ -265,7 +265,13 @@ def promote(
     current = None
     if holder is not None and holder.version != target.version:
         current = (str(holder.version), _run_metrics(client, holder.run_id)[0])
-    results = evaluate(spec, metrics, None if parity is None else parity == "true", current)
+    evaluation = None
+    if spec.needs_evaluation:
+        from ..analysis.records import find_evaluation
+
+        evaluation = find_evaluation(client, target.run_id)
+    parity_passed = None if parity is None else parity == "true"
+    results = evaluate(spec, metrics, parity_passed, current, evaluation)
     failed = [g for g in results if not g.passed]
     if spec.empty:
         verdict = "no gates"
