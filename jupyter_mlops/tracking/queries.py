@@ -15,8 +15,7 @@ from ..config import Settings
 from ..exceptions import MlopsError, NotFoundError
 from ..table import format_rows
 from .journal import DrainState, Record, is_locked, journals, read_records
-
-_PREVIEW = 120
+from .preview import describe
 
 
 @dataclass
@@ -40,6 +39,14 @@ class CellRun:
     end_time: int | None = None
     #: still in the kernel's journal, not yet in the store
     pending: bool = False
+    #: the cell's own ``# mlops: <label>``; then ``source_preview`` is that label
+    label: str | None = None
+    #: where a failed cell stopped: the line in the cell, its code, the function of the
+    #: cell it was in (None: the top level), and the last frames of the traceback
+    error_line: int | None = None
+    error_code: str | None = None
+    error_where: str | None = None
+    error_traceback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,13 +56,32 @@ def _count(value: Any) -> str | None:
     return None if value is None or str(value) == "None" else str(value)
 
 
+def _error_text(kind: Any, message: Any) -> str:
+    """``ZeroDivisionError: division by zero``; a bare ``KeyboardInterrupt`` has no colon."""
+    kind, message = str(kind or "").strip(), str(message or "").strip()
+    return f"{kind}: {message}" if kind and message else kind or message
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _cell_run(run: Any, experiment: str) -> CellRun:
     tags = run.data.tags
     metrics = dict(run.data.metrics)
     duration = metrics.pop("mlops.duration_s", None)
     error = None
     if tags.get("mlops.error_type"):
-        error = f"{tags['mlops.error_type']}: {tags.get('mlops.error_message', '')}".strip()
+        error = _error_text(tags["mlops.error_type"], tags.get("mlops.error_message"))
+    # from the source when it is at hand, so runs stored before the preview rules get them
+    source = tags.get("mlops.source")
+    if source is not None:
+        preview, label = describe(source)
+    else:
+        preview, label = tags.get("mlops.source_preview", ""), tags.get("mlops.label")
     return CellRun(
         run_id=run.info.run_id,
         experiment=experiment,
@@ -63,7 +89,7 @@ def _cell_run(run: Any, experiment: str) -> CellRun:
         status=run.info.status,
         start_time=run.info.start_time,
         duration_s=duration,
-        source_preview=tags.get("mlops.source_preview", ""),
+        source_preview=preview,
         params=dict(run.data.params),
         metrics=metrics,
         error=error,
@@ -71,6 +97,11 @@ def _cell_run(run: Any, experiment: str) -> CellRun:
         session_run_id=tags.get("mlflow.parentRunId"),
         cell_id=tags.get("mlops.cell_id"),
         end_time=run.info.end_time,
+        label=label,
+        error_line=_int(tags.get("mlops.error_line")),
+        error_code=tags.get("mlops.error_code"),
+        error_where=tags.get("mlops.error_where"),
+        error_traceback=tags.get("mlops.error_traceback"),
     )
 
 
@@ -158,16 +189,13 @@ class RunsPage:
         return asdict(self)
 
 
-def _preview(source: str) -> str:
-    first = source.strip().splitlines()[0] if source.strip() else ""
-    return first if len(first) <= _PREVIEW else first[: _PREVIEW - 1] + "…"
-
-
 def _pending_cell(record: Record, experiment: str, session_run_id: str | None) -> CellRun:
     error = record.get("error") or None
     metrics: dict[str, float] = {}
     for name, value, *_ in record.get("metrics") or []:
         metrics[str(name)] = float(value)  # the last value of a name wins, as in MLflow
+    preview, label = describe(str(record.get("source", "")))
+    where = error if isinstance(error, dict) else {}
     return CellRun(
         run_id="",
         experiment=experiment,
@@ -175,17 +203,20 @@ def _pending_cell(record: Record, experiment: str, session_run_id: str | None) -
         status=str(record.get("status", "FINISHED")),
         start_time=int(record.get("start", 0)),
         duration_s=record.get("duration_s"),
-        source_preview=_preview(str(record.get("source", ""))),
+        source_preview=preview,
         params={str(k): str(v) for k, v in (record.get("params") or {}).items()},
         metrics=metrics,
-        error=f"{error.get('type', '')}: {error.get('message', '')}".strip()
-        if isinstance(error, dict)
-        else None,
+        error=_error_text(where.get("type"), where.get("message")) if where else None,
         record_id=record.get("id"),
         session_run_id=session_run_id,
         cell_id=record.get("cell_id"),
         end_time=record.get("end"),
         pending=True,
+        label=label,
+        error_line=_int(where.get("line")),
+        error_code=where.get("code"),
+        error_where=where.get("where"),
+        error_traceback=where.get("traceback"),
     )
 
 

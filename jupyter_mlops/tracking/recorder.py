@@ -22,6 +22,7 @@ from typing import Any
 from ..config import TrackingSettings
 from .bindings import BeforeCell, bound_by_cell, failing_line
 from .capture import MetricNamer, bound_names, snapshot
+from .errors import error_details
 from .journal import JournalWriter, Record
 from .redact import MASK, Redactor
 
@@ -264,6 +265,14 @@ class CellRecorder:
         # masked for those too
         source = redactor.mask_source(cell.raw)
         if error:
+            raised = getattr(result, "error_before_exec", None) or err
+            if isinstance(raised, BaseException):
+                cell_globals = getattr(self.shell, "user_global_ns", namespace)
+                where = error_details(raised, cell_globals, source)
+                for key in ("code", "traceback"):
+                    if key in where:
+                        where[key] = redactor.mask_text(where[key])
+                error.update(where)
             error["message"] = redactor.mask_text(error["message"])
         explicit = {m[0] for m in cell.metrics}
         end_ms = _millis(end)

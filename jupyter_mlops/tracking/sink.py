@@ -27,6 +27,7 @@ from typing import Any
 from .. import store
 from ..config import Settings
 from .journal import DrainState, Record
+from .preview import describe
 from .redact import Redactor
 
 # MLflow's log_batch limits per call
@@ -277,7 +278,7 @@ class MlflowSink:
     # -- cells ----------------------------------------------------------------------
     def _cell_tags(self, rec: Record) -> dict[str, str]:
         source: str = rec.get("source", "")
-        first = source.strip().splitlines()[0] if source.strip() else ""
+        preview, label = describe(source)
         tags = {
             "mlops.kind": "cell",
             "mlflow.parentRunId": self._require_session(),
@@ -285,7 +286,7 @@ class MlflowSink:
             "mlops.record_id": rec["id"],
             "mlops.execution_count": str(rec.get("execution_count")),
             "mlops.source_hash": rec.get("source_hash", ""),
-            "mlops.source_preview": _truncate(first, _PREVIEW),
+            "mlops.source_preview": _truncate(preview, _PREVIEW),
             "mlflow.source.type": "NOTEBOOK",
         }
         if self._session.get("notebook"):
@@ -300,6 +301,11 @@ class MlflowSink:
         if error:
             tags["mlops.error_type"] = _truncate(str(error.get("type", "")), 250)
             tags["mlops.error_message"] = _truncate(str(error.get("message", "")), 1000)
+            for key in ("line", "code", "where", "traceback"):
+                if error.get(key) not in (None, ""):
+                    tags[f"mlops.error_{key}"] = _truncate(str(error[key]), 4000)
+        if label:
+            tags["mlops.label"] = label
         if rec.get("skipped"):
             tags["mlops.skipped"] = _truncate(json.dumps(rec["skipped"]), _MAX_TAG)
         for key, value in (rec.get("tags") or {}).items():
@@ -322,7 +328,7 @@ class MlflowSink:
         run_id = self.state.pending.get(rec["id"])
         if run_id is None:
             count = rec.get("execution_count")
-            preview = _truncate(rec.get("source", "").strip().split("\n", 1)[0], 40)
+            preview = _truncate(describe(rec.get("source", ""))[0], 40)
             run = client.create_run(
                 self.state.experiment_id or "0",
                 start_time=rec["start"],

@@ -71,7 +71,7 @@ async def test_run_details_carry_the_full_source(api: Api, history: dict[str, st
     assert response.code == 200
     assert long["source"] == LONG  # longer than the tag limit: read from its artifact
     assert long["kind"] == "cell" and "cell_source.py" in long["artifacts"]
-    assert long["source_preview"] == "# a long cell"
+    assert long["source_preview"] == "x0 = 0"  # the first statement, not the comment
     _, short = await api("GET", f"runs/{run_id[history['lr']]}")
     assert short["source"] == "lr = 0.1" and short["params"] == {"lr": "0.1"}
     assert "mlops.source" not in short["tags"] and short["tags"]["mlops.kind"] == "cell"
