@@ -1,6 +1,7 @@
 """Explanations and fairness on the chain's runs, found by name, whatever logged them.
 
-A metric or an artifact belongs here when its name speaks of attributions (SHAP, captum,
+An evaluation run (``jupyter_mlops.evaluate``) is shown whole. Elsewhere a metric or an
+artifact belongs here when its name speaks of attributions (SHAP, captum,
 importances), fairness or slices, or evaluation outputs (confusion matrix, curves). Images
 are embedded as data URIs, small JSON and text inline, a plotly figure as its JSON (the
 HTML report draws it); anything else is named with its size.
@@ -91,13 +92,15 @@ def analysis_of(client: Any, runs: list[Any], notes: list[str]) -> list[Analysis
     out = []
     for run in runs:
         run_id = run.info.run_id
+        # an evaluation run is all analysis: every metric and artifact of it is shown
+        whole = run.data.tags.get("mlops.kind") == "evaluation"
         metrics = {
             k: float(v)
             for k, v in sorted(run.data.metrics.items())
-            if _METRIC.search(k) and not k.startswith("mlops.")
+            if (whole or _METRIC.search(k)) and not k.startswith("mlops.")
         }
         try:
-            items = [a for a in _walk(client, run_id) if _ARTIFACT.search(a.path)]
+            items = [a for a in _walk(client, run_id) if whole or _ARTIFACT.search(a.path)]
         except Exception as err:
             notes.append(f"artifacts of run {run_id} could not be listed: {err}")
             items = []

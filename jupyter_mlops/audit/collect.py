@@ -223,26 +223,33 @@ def _monitoring(
     return runs, mine
 
 
-def _evaluations(client: Any, model: str, version: str, seen: set[str]) -> list[Any]:
-    """Runs that name this model and version in their tags (evaluations, analyses)."""
-    quoted_model, quoted_version = model.replace("'", ""), version.replace("'", "")
+def _evaluations(
+    client: Any, model: str, version: str, runs: list[Any], pipeline: RunFacts | None
+) -> list[Any]:
+    """Evaluation runs of this version: of its package run, of the pipeline run that made
+    it, or naming the model and version in their tags (oldest first)."""
     ids = [e.experiment_id for e in client.search_experiments()]
     if not ids:
         return []
-    found = client.search_runs(
-        ids,
-        filter_string=(
-            f"tags.`mlops.model_name` = '{quoted_model}' "
-            f"and tags.`mlops.model_version` = '{quoted_version}'"
-        ),
-        max_results=100,
-        order_by=["attributes.start_time ASC"],
-    )
-    return [
-        r
-        for r in found
-        if r.info.run_id not in seen and r.data.tags.get("mlops.kind") not in ("monitor", "package")
+
+    def q(text: str) -> str:
+        return text.replace("'", "")
+
+    filters = [
+        f"tags.`mlops.model_name` = '{q(model)}' and tags.`mlops.model_version` = '{q(version)}'"
     ]
+    if runs:
+        filters.append(f"tags.`mlops.evaluated_run_id` = '{q(runs[0].info.run_id)}'")
+    if pipeline is not None:
+        filters.append(f"tags.`mlops.pipeline_run_id` = '{q(pipeline.run_id)}'")
+    seen = {r.info.run_id for r in runs}
+    found: dict[str, Any] = {}
+    for text in filters:
+        for r in client.search_runs(ids, filter_string=text, max_results=100):
+            kind = r.data.tags.get("mlops.kind")
+            if r.info.run_id not in seen and kind not in ("monitor", "package"):
+                found[r.info.run_id] = r
+    return sorted(found.values(), key=lambda r: r.info.start_time or 0)
 
 
 def _lineage(client: Any, facts: AuditFacts, package: Any, experiments: _Experiments) -> list[Any]:
@@ -335,7 +342,7 @@ def collect(
     facts.deployments = _deployments(settings, model, version)
     monitored, facts.alerts = _monitoring(client, settings, model, version)
     facts.monitoring = [run_facts(client, r, experiments) for r in monitored]
-    evaluations = _evaluations(client, model, version, {r.info.run_id for r in runs})
+    evaluations = _evaluations(client, model, version, runs, facts.pipeline)
     # fairness and attributions over a monitored window count too, oldest first like the rest
     facts.analysis = analysis_of(client, [*runs, *evaluations, *monitored[::-1]], facts.notes)
     return facts

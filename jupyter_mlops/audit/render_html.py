@@ -70,7 +70,7 @@ summary { cursor: pointer; }
 .cell { border-left: 3px solid var(--line); padding-left: 10px; margin: 10px 0; }
 .cell .head { font-size: 12px; color: var(--muted); }
 .cell.failed { border-left-color: var(--bad); }
-img.artifact { max-width: 100%; background: #fff; border: 1px solid var(--line);
+img.artifact { max-width: min(100%, 640px); background: #fff; border: 1px solid var(--line);
   border-radius: 6px; }
 .figure { width: 100%; min-height: 380px; }
 @media print { nav { display: none; } details { display: block; } }

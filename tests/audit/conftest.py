@@ -1,7 +1,7 @@
 """One real project for the audit tests, built once: a notebook trains and packages two
 iris models in a tracked kernel, both are registered, v1 is promoted through its gates and
-v2 is refused by them and then forced in with a reason; v2 carries fairness metrics and an
-attribution figure like an evaluation would log."""
+v2 is refused by them and then forced in with a reason; v2 is evaluated with a slice column
+(fairness) and attributions."""
 
 from __future__ import annotations
 
@@ -53,23 +53,21 @@ CELLS = [
 
 
 def _evaluation_results(settings: Settings, run_id: str) -> None:
-    """What an evaluation with explanations and fairness logs on a run."""
-    import plotly.graph_objects as go
+    """A real evaluation of v2 with a slice column (fairness) and attributions; beside it,
+    what an older analysis left on the package run itself."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    from jupyter_mlops.analysis.evaluate import evaluate
 
     client = store.client(settings)
     client.set_tag(run_id, "warehouse_password", STORED_SECRET)
     client.log_metric(run_id, "fairness.demographic_parity_difference", 0.07)
-    client.log_metric(run_id, "slices.accuracy.worst", 0.61)
-    figure = go.Figure(go.Bar(x=[0.41, 0.22, 0.12, 0.05], y=["petal length (cm)",
-                       "petal width (cm)", "sepal length (cm)", "sepal width (cm)"],
-                       orientation="h"))  # fmt: skip
-    figure.update_layout(title="mean |SHAP value| per feature")
-    client.log_text(run_id, figure.to_json(), "explanations/attributions_figure.json")
-    client.log_dict(
-        run_id,
-        {"slice": "region", "accuracy": {"north": 0.68, "south": 0.61}},
-        "fairness/slices.json",
-    )
+    client.log_dict(run_id, {"slice": "region", "accuracy": {"north": 0.68}}, "fairness/old.json")
+    data = load_iris(as_frame=True).frame
+    data["region"] = np.where(np.arange(len(data)) % 2 == 0, "north", "south")
+    result = evaluate("models:/iris/2", data, slices=["region"], explain_rows=20, settings=settings)
+    return str(result.run_id)
 
 
 @pytest.fixture(scope="package")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from jupyter_mlops import store
 from jupyter_mlops.audit import audit
 from jupyter_mlops.config import Settings
 from tests.audit.conftest import FORCE_REASON, SECRET, STORED_SECRET
@@ -32,13 +33,18 @@ def test_the_report_traces_the_version_back_to_its_cells(audited: Settings) -> N
         ("1", "passed", "first model, trained on postgresql://audit:***@db.internal/iris"),
         ("2", "forced", FORCE_REASON),
     ]
-    [analysis] = f.analysis
-    assert analysis.metrics["fairness.demographic_parity_difference"] == 0.07
-    kinds = {a.path: a.kind for a in analysis.artifacts}
-    assert kinds == {
-        "explanations/attributions_figure.json": "figure",
-        "fairness/slices.json": "text",
-    }
+    old, evaluation = f.analysis
+    assert old.run == f.package.run_id
+    assert old.metrics == {"fairness.demographic_parity_difference": 0.07}
+    assert [(a.path, a.kind) for a in old.artifacts] == [("fairness/old.json", "text")]
+    tags = store.client(audited).get_run(evaluation.run).data.tags
+    assert tags["mlops.kind"] == "evaluation" and tags["mlops.evaluated_run_id"] == old.run
+    assert evaluation.label.endswith("(evaluation run)")
+    assert {"accuracy_score", "fairness_demographic_parity_difference"} <= set(evaluation.metrics)
+    kinds = {a.path: a.kind for a in evaluation.artifacts}
+    assert kinds["charts/importance.json"] == kinds["charts/slices.json"] == "figure"
+    assert kinds["slices.json"] == "text" and kinds["confusion_matrix.png"] == "image"
+    assert kinds["evaluation.html"] == "listed"  # a page of its own, with scripts: not inlined
     for text in (html, md):
         assert FORCE_REASON in text
         assert "test_accuracy" in text
@@ -47,11 +53,11 @@ def test_the_report_traces_the_version_back_to_its_cells(audited: Settings) -> N
         assert "postgresql://audit:***@db.internal/iris" in text
     assert "db_url = '***'" in md  # the tracker kept it out of the store already
     assert f.package.tags["warehouse_password"] == "***"
-    assert "fairness.demographic_parity_difference" in html
+    assert "fairness_equalized_odds_difference" in html and 'src="data:image/png;base64,' in html
     # offline: nothing is fetched, plotly.js (for the attribution figure) is in the page
     assert not re.search(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=\"(?:https?:)?//", html)
     assert "<style>" in html and "prefers-color-scheme: dark" in html
-    assert html.count("<script>") == 2 and "Plotly.newPlot" in html
+    assert html.count("<script>") == 2 and "Plotly.newPlot" in html  # plotly.js once
 
 
 def test_the_markdown_and_the_html_hold_the_same_sections(audited: Settings) -> None:
