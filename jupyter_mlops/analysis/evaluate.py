@@ -91,8 +91,8 @@ def evaluate(
     is a DataFrame with the ``target`` column; ``slices`` (default: ``mlops.yaml``'s
     ``models.<name>.slices``) are columns of ``data`` not fed to the model, whose groups get
     their own metrics and fairness disparities. The features are the model's own columns
-    for a table model, else every other column (or ``features``). ``explain_rows`` bounds the
-    rows attributions are computed for.
+    for a table model, else every other column but the context columns mlops.yaml names
+    (or ``features``). ``explain_rows`` bounds the rows attributions are computed for.
 
     >>> result = jupyter_mlops.evaluate(packaged, test, target="label")  # doctest: +SKIP
     >>> result.metrics["accuracy_score"], result.fairness  # doctest: +SKIP
@@ -114,7 +114,10 @@ def evaluate(
     scorer = resolve(model, settings)
     name = name or scorer.name
     slice_columns = _slice_columns(data, slices, name, settings)
-    X = _features(data, target, slice_columns, features, scorer)
+    # context columns (captured beside a request, never fed to the model) are no features
+    context = getattr(model_settings(settings, name), "context", ())
+    others = [*slice_columns, *(c for c in context if c in data.columns)]
+    X = _features(data, target, others, features, scorer)
     y = data[target].to_numpy()
     scores = interpret(scorer.run(X), y, model_type)
     return _record(settings, scorer, name, data, X, y, target, slice_columns, scores, explain,
@@ -146,11 +149,11 @@ def _slice_columns(
 
 
 def _features(
-    data: Any, target: str, slices: list[str], features: list[str] | None, scorer: Scorer
+    data: Any, target: str, others: list[str], features: list[str] | None, scorer: Scorer
 ) -> Any:
     wanted = features or scorer.columns
     if wanted is None:
-        return data.drop(columns=[target, *[c for c in slices if c != target]])
+        return data.drop(columns=[target, *{c for c in others if c != target}])
     missing = [c for c in wanted if c not in data.columns]
     if missing:
         raise EvaluationError(

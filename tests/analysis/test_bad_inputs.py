@@ -64,7 +64,7 @@ def test_an_unknown_model_uri(cancer: Cancer, uri: str, message: str) -> None:
 
 def test_bad_slice_settings_in_mlops_yaml(cancer: Cancer) -> None:
     (cancer.root / "mlops.yaml").write_text("models:\n  cancer:\n    slice: [size]\n")
-    with pytest.raises(ConfigError, match=r"models\.cancer: unknown key 'slice' \(known: slices\)"):
+    with pytest.raises(ConfigError, match=r"models\.cancer: unknown key 'slice' \(known: "):
         evaluate(cancer.packaged, cancer.table, target="target")
     (cancer.root / "mlops.yaml").write_text("models:\n  cancer:\n    slices: {size: 1}\n")
     with pytest.raises(

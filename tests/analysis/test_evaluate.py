@@ -141,3 +141,23 @@ def test_a_torch_module_is_explained_with_captum(project: Path) -> None:
         for c in range(3)
     )
     assert result.fairness["demographic_parity_difference"] == pytest.approx(worst)
+
+
+def test_a_regressor_gets_error_metrics_per_slice_and_no_disparities(project: Path) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    data = load_diabetes(as_frame=True)
+    model = Ridge().fit(data.data.to_numpy(), data.target)
+    packaged = jupyter_mlops.package(model, data.data.to_numpy()[:20], name="diabetes")
+    table = data.data.assign(target=data.target, older=np.where(data.data["age"] > 0, "yes", "no"))
+    result = jupyter_mlops.evaluate(packaged, table, target="target", slices=["older"])
+
+    assert result.task == "regressor"
+    errors = pd.Series(np.abs(model.predict(data.data.to_numpy()) - data.target.to_numpy()))
+    by_group = errors.groupby(table["older"].to_numpy()).mean()
+    assert result.worst_slices["mae"]["group"] == by_group.idxmax()  # the highest error
+    assert result.metrics["slice_max_mae"] == pytest.approx(by_group.max(), rel=1e-5)
+    assert result.metrics["mean_absolute_error"] == pytest.approx(errors.mean(), rel=1e-5)
+    assert result.fairness == {}
+    assert next(iter(result.importance)) in ("bmi", "s5")
