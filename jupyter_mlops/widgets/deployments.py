@@ -1,5 +1,5 @@
 """Deployments tab: the live list (status, URL, traffic weights, request rate); Deploy an
-alias, a canary slider, Switch, Stop."""
+alias; a traffic share that moves production traffic only once confirmed; Switch, Stop."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from ..registry.service import ModelInfo, models
-from ..serving.canary import request_rate, set_canary, stable_version
+from ..serving.canary import request_rate, set_canary
 from ..serving.manager import Deployment, deploy, deployments, switch, undeploy
 from ._context import PanelContext, choose, row
 from ._html import table
+from ._traffic import TrafficEditor, percents, split_text
 from ._worker import Worker
 
 #: the window the request rate is measured over
@@ -33,6 +34,20 @@ class _Done:
     deployment: str
 
 
+#: descriptions take their own width, so a long label never eats the choice's room
+_LABEL = {"description_width": "initial"}
+
+
+def _fit(labels: list[str], label_ch: int = 11) -> widgets.Layout:
+    """A dropdown as wide as its longest choice (``digits@challenger`` is never cut)."""
+    return widgets.Layout(width=_fit_width(labels, label_ch))
+
+
+def _fit_width(labels: list[str], label_ch: int = 11) -> str:
+    longest = max([len(label) for label in labels] + [10])
+    return f"calc({longest + label_ch}ch + 40px)"
+
+
 def _weights(d: Deployment) -> str:
     return ", ".join(f"v{v} {w:.0%}" for v, w in sorted(d.weights.items(), key=lambda x: -x[1]))
 
@@ -46,25 +61,15 @@ class DeploymentsTab:
         self.items: list[Deployment] = []
         self.infos: list[ModelInfo] = []
         self.listing = widgets.HTML()
-        small = widgets.Layout(width="200px")
-        self.spec = widgets.Dropdown(description="serve", layout=small)
+        self.spec = widgets.Dropdown(description="serve", style=_LABEL, layout=_fit([]))
         self.deploy_button = widgets.Button(
             description="Deploy", button_style="primary", icon="rocket"
         )
-        self.deployment = widgets.Dropdown(description="deployment", layout=small)
-        self.version = widgets.Dropdown(description="version", layout=widgets.Layout(width="150px"))
-        self.canary = widgets.FloatSlider(
-            value=0.0,
-            min=0.0,
-            max=0.9,
-            step=0.05,
-            description="canary",
-            continuous_update=False,
-            readout_format=".0%",
-            layout=widgets.Layout(width="300px"),
-        )
+        self.deployment = widgets.Dropdown(description="deployment", style=_LABEL, layout=_fit([]))
+        self.version = widgets.Dropdown(description="version", style=_LABEL, layout=_fit([]))
+        self.traffic = TrafficEditor(self._set_traffic)
         self.switch_button = widgets.Button(
-            description="Switch", icon="exchange", tooltip="all traffic to this version"
+            description="Switch", icon="exchange", tooltip="all traffic to this version, now"
         )
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
@@ -73,14 +78,13 @@ class DeploymentsTab:
             self.switch_button,
             self.stop_button,
             self.refresh_button,
-            self.canary,
+            *self.traffic.controls,
         ]
         self._syncing = False
         self.deploy_button.on_click(lambda _: self.deploy())
         self.switch_button.on_click(lambda _: self.switch())
         self.stop_button.on_click(lambda _: self.stop())
         self.refresh_button.on_click(lambda _: self.refresh())
-        self.canary.observe(self._on_canary, "value")
         self.deployment.observe(lambda _: self._sync_controls(), "value")
         self.version.observe(lambda _: self._sync_controls(), "value")
         self.widget = widgets.VBox(
@@ -88,15 +92,8 @@ class DeploymentsTab:
                 row([self.refresh_button]),
                 self.listing,
                 row([self.spec, self.deploy_button]),
-                row(
-                    [
-                        self.deployment,
-                        self.version,
-                        self.canary,
-                        self.switch_button,
-                        self.stop_button,
-                    ]
-                ),
+                row([self.deployment, self.version, self.switch_button, self.stop_button]),
+                self.traffic.widget,
                 self.worker.widget,
             ]
         )
@@ -136,13 +133,12 @@ class DeploymentsTab:
         specs = [f"{m.name}@{a}" for m in self.infos for a in sorted(m.aliases)]
         specs += [f"{m.name}/{v.version}" for m in self.infos for v in reversed(m.versions)]
         choose(self.spec, specs, "(no registered model)")
+        self.spec.layout.width = _fit_width(specs or ["(no registered model)"], 6)
         self._syncing = True
         try:
-            choose(
-                self.deployment,
-                [d.id for d in self.items if d.status == "running"],
-                "(none running)",
-            )
+            running = [d.id for d in self.items if d.status == "running"]
+            choose(self.deployment, running, "(none running)")
+            self.deployment.layout.width = _fit_width(running or ["(none running)"], 11)
         finally:
             self._syncing = False
         self._sync_controls()
@@ -151,7 +147,8 @@ class DeploymentsTab:
         return next((d for d in self.items if d.id == self.deployment.value), None)
 
     def _sync_controls(self) -> None:
-        """Version choices of the selected deployment's model; the slider shows its share."""
+        """Version choices of the selected deployment's model; the traffic editor shows the
+        selected version's share."""
         if self._syncing:
             return
         d = self._selected()
@@ -159,24 +156,21 @@ class DeploymentsTab:
         try:
             info = next((m for m in self.infos if d and m.name == d.model), None)
             versions = [v.version for v in reversed(info.versions)] if info else []
+            labels = [
+                f"v{v.version}" + "".join(f" @{a}" for a in sorted(v.aliases))
+                for v in (reversed(info.versions) if info else [])
+            ]
             keep = self.version.value
-            choose(self.version, versions, "(none)")
+            choose(self.version, versions, "(none)", labels)
+            self.version.layout.width = _fit_width(labels or ["(none)"], 8)
             if d is not None and keep not in versions and versions:
                 # start on the canary if there is one, else on a version not served yet
                 canary = min(d.weights, key=lambda v: d.weights[v]) if len(d.weights) > 1 else None
                 spare = [v for v in versions if v not in d.weights]
                 self.version.value = canary or (spare[0] if spare else versions[0])
-            self.canary.value = self._canary_share(d, self.version.value)
-            self.canary.disabled = d is None
+            self.traffic.show(d, self.version.value)
         finally:
             self._syncing = False
-
-    @staticmethod
-    def _canary_share(d: Deployment | None, version: str | None) -> float:
-        """The slider shows the selected version's share, 0 for the version that takes the rest."""
-        if d is None or version is None or version not in d.weights or len(d.weights) < 2:
-            return 0.0
-        return 0.0 if stable_version(d, "") == version else d.weights[version]
 
     def refresh(self, *, quiet: bool = False) -> None:
         self.worker.run("loading deployments", self._load, self._show, quiet=quiet)
@@ -207,22 +201,19 @@ class DeploymentsTab:
 
         self._run(f"deploying {spec}", job)
 
-    def _on_canary(self, change: dict[str, object]) -> None:
-        if self._syncing:
-            return
-        self.set_canary(float(change["new"]))  # type: ignore[arg-type]
-
-    def set_canary(self, weight: float) -> None:
-        ident, version, settings = self.deployment.value, self.version.value, self.ctx.settings
+    def _set_traffic(self, ident: str, version: str, share: int) -> None:
+        """What Confirm runs: ``share`` % to ``version``, the rest to the stable version; all
+        of it (a switch) at 100 %."""
+        settings = self.ctx.settings
 
         def job() -> _Done:
-            self._need(ident, "pick a running deployment first")
-            self._need(version, "pick the canary version first")
-            d = set_canary(ident, version, weight, settings=settings)
-            stable = stable_version(d, version)
-            return self._after(d, f"{d.id}: v{version} gets {weight:.0%}, v{stable} the rest")
+            if share >= 100:
+                d = switch(ident, version, settings=settings)
+                return self._after(d, f"{d.id}: all traffic to v{version}")
+            d = set_canary(ident, version, share / 100, settings=settings)
+            return self._after(d, f"{d.id}: traffic now {split_text(percents(d.weights))}")
 
-        self._run(f"sending {weight:.0%} of {ident} to v{version}", job)
+        self._run(f"sending {share} % of {ident} to v{version}", job)
 
     def switch(self) -> None:
         ident, version, settings = self.deployment.value, self.version.value, self.ctx.settings

@@ -1,6 +1,7 @@
 """Drift tab: pick a reference and a current table (notebook variables, a model version's
-reference sample, a deployment's captured traffic), see the verdict and the per-column
-chart; run Monitor on a deployment."""
+reference sample, a deployment's captured traffic), see the verdict, the per-column chart
+(log scale, most drifted first, histograms of the most drifted columns) and, folded away
+under it, the per-column table; run Monitor on a deployment."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..monitoring.drift import DriftReport
 from ..monitoring.sources import DriftSource, drift_between, list_sources
 from ..serving.manager import deployments
 from ._context import PanelContext, choose, row
+from ._drift_figure import by_drift, drift_figure
 from ._figure import FigureView
 from ._html import table
 from ._worker import Worker
@@ -29,6 +31,7 @@ _KIND = {"cat": "categorical", "num": "numeric"}
 
 
 def _columns_table(columns: list[dict[str, Any]]) -> str:
+    columns = by_drift(columns)
     rows = [
         [
             c["column"],
@@ -77,6 +80,11 @@ class DriftTab:
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.verdict = widgets.HTML()
         self.columns = widgets.HTML()
+        # a wide table (64 columns is common) would push the chart out of sight: it comes
+        # after the chart, folded until asked for
+        self.table = widgets.Accordion(children=[self.columns], titles=["per-column scores"])
+        self.table.selected_index = None
+        self.table.layout.display = "none"
         self.figure = FigureView()
         self.worker.controls = [self.compare_button, self.monitor_button, self.refresh_button]
         self.compare_button.on_click(lambda _: self.compare())
@@ -89,8 +97,8 @@ class DriftTab:
                 row([self.deployment, self.act, self.monitor_button]),
                 self.worker.widget,
                 self.verdict,
-                self.columns,
                 self.figure.widget,
+                self.table,
             ]
         )
 
@@ -135,8 +143,9 @@ class DriftTab:
                 f'<p class="jp-mlops-widget-verdict" style="font-weight:bold;color:{color}">'
                 f"{_escape(first)}</p>" + (f"<pre>{_escape(notes)}</pre>" if notes else "")
             )
-            self.columns.value = _columns_table(report.to_dict()["columns"])
-            self.figure.show(report.figure())
+            columns = report.to_dict()["columns"]
+            self._show_columns(columns)
+            self.figure.show(drift_figure(columns, first, getattr(report, "_frames", None)))
             return (
                 f"{reference.label} ({report.reference_rows} rows) vs "
                 f"{current.label} ({report.current_rows} rows)"
@@ -159,10 +168,19 @@ class DriftTab:
 
         def show(result: MonitorResult) -> str:
             self.monitor_result = result
-            self.columns.value = _columns_table(result.drift["columns"])
+            columns = result.drift["columns"]
+            self._show_columns(columns)
+            # the monitor run keeps only the scores, so the chart has no histograms
+            self.figure.show(drift_figure(columns, result.summary().splitlines()[0]))
             return result.summary()
 
         self.worker.run(f"monitoring {ident}", job, show)
+
+    def _show_columns(self, columns: list[dict[str, Any]]) -> None:
+        drifted = sum(bool(c["drifted"]) for c in columns)
+        self.columns.value = _columns_table(columns)
+        self.table.set_title(0, f"per-column scores: {len(columns)} columns, {drifted} drifted")
+        self.table.layout.display = ""
 
 
 def _escape(text: str) -> str:
