@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         undeploy,
     )
     from .tracking.api import flush, log_metrics, log_params, set_tags
+    from .tracking.stale import StaleRun, stale
     from .widgets import panel
 
 # imported on first use, so %load_ext pays only for tracking, and a command only for itself
@@ -53,6 +54,8 @@ _LAZY = {
     "log_metrics": "tracking.api",
     "log_params": "tracking.api",
     "set_tags": "tracking.api",
+    "StaleRun": "tracking.stale",
+    "stale": "tracking.stale",
     "DriftReport": "monitoring.drift",
     "drift": "monitoring.drift",
     "log_labels": "monitoring.labels",
@@ -110,6 +113,7 @@ __all__ = [
     "PipelineResult",
     "PromotionRefused",
     "Settings",
+    "StaleRun",
     "StoreError",
     "SweepResult",
     "UsageError",
@@ -140,6 +144,7 @@ __all__ = [
     "run_sweep",
     "set_tags",
     "set_traffic",
+    "stale",
     "switch",
     "undeploy",
     "unload_ipython_extension",

@@ -17,7 +17,7 @@ from .tracking import api
 from .tracking.queries import cell_runs, format_table
 
 USAGE = (
-    "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],flush,"
+    "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],stale,flush,"
     "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2]"
     " [--executor dask --scheduler ADDRESS],"
     "pipelines [-n N],template NAME [--force],package MODEL --example VAR [--name N],"
@@ -26,6 +26,12 @@ USAGE = (
     "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,drift REF CUR,"
     "monitor DEPLOYMENT [--window 1h],alerts,audit SPEC [--out DIR] [--request ID],"
     "panel [--tab T],help}"
+)
+
+
+_STALE = (
+    "List the cells whose latest run is stale (an upstream cell re-run with new source or "
+    "values, a param changed since), with why."
 )
 
 
@@ -60,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help=help_text.RUNS, add_help=False)
     runs.add_argument("-n", type=int, default=10, metavar="N")
     sub.add_parser("flush", help=help_text.FLUSH, add_help=False)
+    sub.add_parser("stale", help=_STALE, add_help=False)
     run = sub.add_parser("run", help=help_text.RUN, add_help=False)
     run.add_argument("pipeline")
     run.add_argument("-p", "--param", action="append", default=[], metavar="k=v")
@@ -136,6 +143,7 @@ def help_message() -> str:
         ("log k=v ...", help_text.LOG),
         ("tag k=v ...", help_text.TAG),
         ("runs [-n N]", help_text.RUNS),
+        ("stale", _STALE),
         ("flush", help_text.FLUSH),
         ("run PIPELINE", help_text.RUN),
         ("pipelines", help_text.PIPELINES),
@@ -363,6 +371,10 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         return "tags set on the session run"
     if command == "runs":
         return _runs_text(args.n)
+    if command == "stale":
+        from .tracking.stale import format_stale, stale
+
+        return format_stale(stale())
     if command == "flush":
         return api.flush()
     if command == "run":

@@ -87,10 +87,35 @@ def _stmt_names(stmts: Iterable[ast.stmt], out: list[str], walrus: bool) -> None
 
 
 @lru_cache(maxsize=512)
-def _names_from_python(source: str) -> tuple[str, ...] | None:
+def parse_cell(source: str) -> ast.Module | None:
+    """The cell's AST, parsed once per source for every reader of it (never mutate it)."""
     try:
-        tree = ast.parse(source)
+        return ast.parse(source)
     except (SyntaxError, ValueError):
+        return None
+
+
+def cell_tree(source: str, transform: Callable[[str], str] | None = None) -> ast.Module | None:
+    """``parse_cell`` of the raw source, else of its ``transform`` (IPython syntax)."""
+    tree = parse_cell(source)
+    if tree is None and transform is not None:
+        python = _transformed(source, transform)
+        tree = parse_cell(python) if python is not None else None
+    return tree
+
+
+@lru_cache(maxsize=128)
+def _transformed(source: str, transform: Callable[[str], str]) -> str | None:
+    try:
+        return transform(source)
+    except Exception:
+        return None
+
+
+@lru_cache(maxsize=512)
+def _names_from_python(source: str) -> tuple[str, ...] | None:
+    tree = parse_cell(source)
+    if tree is None:
         return None
     out: list[str] = []
     _stmt_names(tree.body, out, ":=" in source)
@@ -109,10 +134,8 @@ def bound_names(source: str, transform: Callable[[str], str] | None = None) -> t
     """
     names = _names_from_python(source)
     if names is None and transform is not None:
-        try:
-            names = _names_from_python(transform(source))
-        except Exception:
-            names = None
+        python = _transformed(source, transform)
+        names = _names_from_python(python) if python is not None else None
     return names or ()
 
 

@@ -16,6 +16,7 @@ from ..exceptions import MlopsError, NotFoundError
 from ..table import format_rows
 from .journal import DrainState, Record, is_locked, journals, read_records
 from .preview import describe
+from .stale import FlowRun, compute, flow_from_tags
 
 
 @dataclass
@@ -47,6 +48,10 @@ class CellRun:
     error_code: str | None = None
     error_where: str | None = None
     error_traceback: str | None = None
+    #: its inputs changed since it ran (None: its dataflow is unknown or was not recorded)
+    stale: bool | None = None
+    #: why it is stale, or why its dataflow is unknown
+    stale_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,20 +246,57 @@ def _journal_sessions(
         yield state, records, live
 
 
-def pending_cells(settings: Settings, experiment: str) -> list[CellRun]:
+def pending_cells(
+    settings: Settings, experiment: str, flows: list[FlowRun | None] | None = None
+) -> list[CellRun]:
     """Cell records of ``experiment``'s sessions still in a journal, newest first.
 
-    Only reads: the journal and its drain state belong to the drainer.
+    Only reads: the journal and its drain state belong to the drainer. ``flows`` receives
+    each record's dataflow, for staleness.
     """
     out: list[CellRun] = []
     for state, records, _ in _journal_sessions(settings, experiment):
-        out += [
-            _pending_cell(r, experiment, state.session_run_id)
-            for r in records
-            if r.get("type") == "cell" and r.get("id") not in state.pending
-        ]
+        cells = [r for r in records if r.get("type") == "cell" and r.get("id") not in state.pending]
+        out += [_pending_cell(r, experiment, state.session_run_id) for r in cells]
+        if flows is not None:
+            flows += [_record_flow(r) for r in cells]
     out.sort(key=lambda c: c.start_time, reverse=True)
     return out
+
+
+def _record_flow(record: Record) -> FlowRun | None:
+    return flow_from_tags(
+        record.get("tags") or {},
+        record_id=record.get("id"),
+        start=int(record.get("start", 0)),
+        cell_id=record.get("cell_id"),
+        source_hash=str(record.get("source_hash", "")),
+        execution_count=_count(record.get("execution_count")),
+        source=str(record.get("source", "")),
+    )
+
+
+def _run_flow(run: Any) -> FlowRun | None:
+    tags = run.data.tags
+    return flow_from_tags(
+        tags,
+        record_id=tags.get("mlops.record_id"),
+        start=int(run.info.start_time or 0),
+        cell_id=tags.get("mlops.cell_id"),
+        source_hash=tags.get("mlops.source_hash", ""),
+        execution_count=_count(tags.get("mlops.execution_count")),
+        source=tags.get("mlops.source") or tags.get("mlops.source_preview", ""),
+    )
+
+
+def _mark_stale(rows: list[CellRun], flows: list[FlowRun | None]) -> None:
+    """Set ``stale`` and ``stale_reason`` of ``rows`` from the dataflow of the runs at hand
+    (a later page does not see what the newer runs of the first one changed)."""
+    states = compute(f for f in flows if f is not None)
+    for row in rows:
+        state = states.get(row.record_id or "")
+        if state is not None:
+            row.stale, row.stale_reason = state.stale, state.reason
 
 
 def is_tracking(settings: Settings, experiment: str) -> bool:
@@ -305,11 +347,13 @@ def notebook_runs(
     first_page = not page_token
     # the journal before the store: a record drained in between then shows twice (and is
     # dropped below by its record id) rather than not at all
-    pending = pending_cells(settings, experiment) if first_page else []
+    flows: list[FlowRun | None] = []
+    pending = pending_cells(settings, experiment, flows) if first_page else []
     tracking = is_tracking(settings, experiment)
     client = store.client(settings)
     found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage == "deleted":
+        _mark_stale(pending, flows)
         return RunsPage(notebook, experiment, None, [], None, [], pending, tracking)
     try:
         # no filter on the kind tag: with MLflow's SQL store that join costs ~3x the page
@@ -327,6 +371,8 @@ def notebook_runs(
     sessions = [_session_run(r) for r, k in zip(runs, kinds, strict=True) if k == "session"]
     stored = {c.record_id for c in cells}
     pending = [p for p in pending if p.record_id not in stored]
+    flows += [_run_flow(r) for r, k in zip(runs, kinds, strict=True) if k == "cell"]
+    _mark_stale(cells + pending, flows)
     token = runs.token.decode() if isinstance(runs.token, bytes) else runs.token
     return RunsPage(
         notebook,

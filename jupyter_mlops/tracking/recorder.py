@@ -8,6 +8,7 @@ to the journal. Any failure is caught and shown once; the user's cell is never a
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import numbers
 import os
@@ -22,6 +23,7 @@ from typing import Any
 from ..config import TrackingSettings
 from .bindings import BeforeCell, bound_by_cell, failing_line
 from .capture import MetricNamer, bound_names, snapshot
+from .dataflow import DataflowTracker, analyse
 from .errors import error_details
 from .journal import JournalWriter, Record
 from .redact import MASK, Redactor
@@ -82,6 +84,8 @@ class CellRecorder:
         self._is_metric = MetricNamer(settings.metric_pattern, settings.metrics)
         #: secrets are masked here, before the journal: what never reaches disk cannot leak
         self.redactor = Redactor(settings)
+        #: which run last wrote each name, for the reads of the next cells
+        self.dataflow = DataflowTracker()
         self._transform: Callable[[str], str] | None = getattr(shell, "transform_cell", None)
         self._depth = 0
         self._current: _CellInFlight | None = None
@@ -306,10 +310,40 @@ class CellRecorder:
             record["skipped"] = skipped
         if cell.tags:
             record["tags"] = {k: redactor.mask_text(str(v)) for k, v in cell.tags.items()}
+        record["tags"] = {**record.get("tags", {}), **self._dataflow_tags(cell, record, names)}
         self.journal.append(record)
         self.recorded += 1
         self.recent.append(record)
         self.journal_notices()
+
+    def _dataflow_tags(
+        self, cell: _CellInFlight, record: Record, names: list[str]
+    ) -> dict[str, str]:
+        """What the cell read and wrote, and the runs that wrote what it read; a failure
+        here marks the run "dataflow unknown" and touches nothing else."""
+        try:
+            flow = analyse(cell.raw, self._transform)
+            # a failed cell bound what it got past; names capture does not follow (def,
+            # import, for) are counted as bound
+            bound = None
+            if record["status"] != "FINISHED":
+                bound = [*names, *(n for n in flow.binds if n not in cell.names)]
+            found = self.dataflow.observe(
+                flow,
+                record_id=cell.record_id,
+                cell_id=cell.cell_id,
+                source_hash=record["source_hash"],
+                namespace=self.shell.user_ns,
+                params=record["params"],
+                digests={d["name"]: d["digest"] for d in record.get("datasets", ())},
+                bound=bound,
+                start=record["start"],
+                execution_count=record["execution_count"],
+                source=record["source"],
+            )
+            return found.tags()
+        except Exception as err:
+            return {"mlops.dataflow": json.dumps({"unknown": f"analysis failed: {err!r}"[:500]})}
 
     def _fail(self, err: BaseException) -> None:
         if not self._recording_failed:

@@ -79,6 +79,10 @@ export interface ICellRun {
   metrics: { [key: string]: number };
   error: string | null;
   pending: boolean;
+  /** An input changed since the run; null when its dataflow is unknown or not recorded. */
+  stale?: boolean | null;
+  /** Why it is stale, or why its dataflow is unknown. */
+  stale_reason?: string | null;
 }
 
 export interface IRunsPage {
