@@ -32,14 +32,15 @@ def ratio(column: dict[str, Any]) -> float:
 
 def drift_figure(
     columns: list[dict[str, Any]],
-    title: str,
     frames: tuple[Any, Any] | None = None,
+    *,
+    title: str | None = None,
     top: int = TOP_HISTOGRAMS,
 ) -> Any:
     """Bars of score / threshold per column (log y), then histograms of the ``top`` most
     drifted columns when the reference and current tables are at hand.
 
-    >>> drift_figure(report.to_dict()["columns"], "DRIFT", report._frames)  # doctest: +SKIP
+    >>> drift_figure(report.to_dict()["columns"], report._frames)  # doctest: +SKIP
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -95,8 +96,8 @@ def drift_figure(
         fig.update_layout(barmode="overlay")
     fig.update_layout(
         title=title,
-        height=340 * (2 if shown else 1),
-        margin={"t": 80, "b": 40},
+        height=320 * (2 if shown else 1) + (40 if title else 0),
+        margin={"t": 80 if title else 40, "b": 40},
         legend={"orientation": "h", "y": -0.08},
     )
     return fig

@@ -10,6 +10,9 @@ _STYLE = (
     "font-family:var(--jp-ui-font-family)"
 )
 _CELL = "padding:2px 10px;text-align:left;border-bottom:1px solid var(--jp-border-color2)"
+#: a tint of the theme's warning colour: --jp-warn-color3 is a pale orange in the dark theme
+#: too, where the theme's light text on it could not be read
+_SHADE = "background:color-mix(in srgb, var(--jp-warn-color1) 22%, transparent)"
 
 
 def table(
@@ -27,7 +30,7 @@ def table(
     head = "".join(f'<th style="{_CELL}">{html.escape(h)}</th>' for h in header)
     body = []
     for i, row in enumerate(rows):
-        shade = ' style="background:var(--jp-warn-color3)"' if highlight and highlight[i] else ""
+        shade = f' style="{_SHADE}"' if highlight and highlight[i] else ""
         cells = "".join(f'<td style="{_CELL}">{html.escape(str(c))}</td>' for c in row)
         body.append(f"<tr{shade}>{cells}</tr>")
     # wide tables scroll sideways inside the panel instead of being cut off

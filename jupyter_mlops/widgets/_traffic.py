@@ -27,9 +27,9 @@ def percents(weights: dict[str, float]) -> dict[str, int]:
 
 
 def split_text(split: dict[str, int]) -> str:
-    """``v1 90 % / v3 10 %``: the heaviest version first."""
+    """``v1 90% / v3 10%``: the heaviest version first."""
     ordered = sorted(split.items(), key=lambda x: (-x[1], x[0]))
-    return " / ".join(f"v{v} {w} %" for v, w in ordered)
+    return " / ".join(f"v{v} {w}%" for v, w in ordered)
 
 
 def proposed_split(d: Deployment, version: str, share: int) -> dict[str, int]:
@@ -85,9 +85,18 @@ class TrafficEditor:
             description="Confirm", button_style="warning", icon="check"
         )
         self.cancel_button = widgets.Button(description="Cancel", icon="times")
-        self.confirm_box = row([self.question, self.confirm_button, self.cancel_button])
+        # the question and its answers in a box of their own, under the share they ask about
+        self.confirm_box = widgets.VBox(
+            [self.question, row([self.confirm_button, self.cancel_button])],
+            layout=widgets.Layout(
+                display="none",
+                border="1px solid var(--jp-warn-color1)",
+                padding="4px 8px",
+                margin="4px 0",
+                width="fit-content",
+            ),
+        )
         self.confirm_box.add_class("jp-mlops-widget-traffic-confirm")
-        self.confirm_box.layout.display = "none"
         self.share.observe(self._on_slider, "value")
         self.typed.observe(self._on_typed, "value")
         self.apply_button.on_click(lambda _: self.ask())
@@ -95,7 +104,8 @@ class TrafficEditor:
         self.cancel_button.on_click(lambda _: self.cancel())
         self.controls = [self.share, self.typed, self.apply_button, self.confirm_button]
         self.widget = widgets.VBox(
-            [row([self.share, self.typed, self.note, self.apply_button]), self.confirm_box]
+            # Apply before the note, so it stays put while the note's length changes
+            [row([self.share, self.typed, self.apply_button, self.note]), self.confirm_box]
         )
 
     # state shown ---------------------------------------------------------------------------
@@ -139,7 +149,7 @@ class TrafficEditor:
         typed = self.typed.value
         if not 0 <= typed <= 100:
             raise UsageError(
-                f"traffic share {typed} %: type a whole percent from 0 to 100 "
+                f"traffic share {typed}%: type a whole percent from 0 to 100 "
                 f"(the share v{self._version} gets; 100 sends it all traffic)"
             )
         return proposed_split(self._deployment, self._version, self.share.value)

@@ -213,7 +213,7 @@ class DeploymentsTab:
             d = set_canary(ident, version, share / 100, settings=settings)
             return self._after(d, f"{d.id}: traffic now {split_text(percents(d.weights))}")
 
-        self._run(f"sending {share} % of {ident} to v{version}", job)
+        self._run(f"sending {share}% of {ident} to v{version}", job)
 
     def switch(self) -> None:
         ident, version, settings = self.deployment.value, self.version.value, self.ctx.settings

@@ -79,7 +79,8 @@ class DriftTab:
         self.monitor_button = widgets.Button(description="Monitor", icon="heartbeat")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.verdict = widgets.HTML()
-        self.columns = widgets.HTML()
+        # 64 rows open scroll inside the fold, the chart stays in reach above them
+        self.columns = widgets.HTML(layout=widgets.Layout(max_height="420px", overflow="auto"))
         # a wide table (64 columns is common) would push the chart out of sight: it comes
         # after the chart, folded until asked for
         self.table = widgets.Accordion(children=[self.columns], titles=["per-column scores"])
@@ -145,7 +146,8 @@ class DriftTab:
             )
             columns = report.to_dict()["columns"]
             self._show_columns(columns)
-            self.figure.show(drift_figure(columns, first, getattr(report, "_frames", None)))
+            # no title: the verdict stands right above the chart
+            self.figure.show(drift_figure(columns, getattr(report, "_frames", None)))
             return (
                 f"{reference.label} ({report.reference_rows} rows) vs "
                 f"{current.label} ({report.current_rows} rows)"
@@ -171,7 +173,7 @@ class DriftTab:
             columns = result.drift["columns"]
             self._show_columns(columns)
             # the monitor run keeps only the scores, so the chart has no histograms
-            self.figure.show(drift_figure(columns, result.summary().splitlines()[0]))
+            self.figure.show(drift_figure(columns))
             return result.summary()
 
         self.worker.run(f"monitoring {ident}", job, show)

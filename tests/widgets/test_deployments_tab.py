@@ -78,7 +78,7 @@ def test_deploy_canary_switch_and_stop(registry: Settings, make_panel: Any) -> N
     traffic.share.value = 23
     assert not tab.worker.busy
     assert traffic.typed.value == 23
-    assert _words(traffic.note.value) == "pending v1 77 % / v3 23 % (now v1 100 %): Apply to review"
+    assert _words(traffic.note.value) == "pending v1 77% / v3 23% (now v1 100%): Apply to review"
     assert _traffic(registry, deployment.id) == {"1": 1.0}
     # the live refresh keeps what the user is about to apply
     tab.refresh(quiet=True)
@@ -88,7 +88,7 @@ def test_deploy_canary_switch_and_stop(registry: Settings, make_panel: Any) -> N
     traffic.apply_button.click()
     assert traffic.confirm_box.layout.display == ""
     assert _words(traffic.question.value) == (
-        f"Move the production traffic of {deployment.id} from v1 100 % to v1 77 % / v3 23 % ?"
+        f"Move the production traffic of {deployment.id} from v1 100% to v1 77% / v3 23% ?"
     )
     assert _traffic(registry, deployment.id) == {"1": 1.0}
     traffic.cancel_button.click()
@@ -102,10 +102,10 @@ def test_deploy_canary_switch_and_stop(registry: Settings, make_panel: Any) -> N
     tab.worker.wait()
     assert not tab.worker.failed, tab.worker.text
     assert _traffic(registry, deployment.id) == {"1": 0.75, "3": 0.25}
-    assert tab.worker.text == f"{deployment.id}: traffic now v1 75 % / v3 25 %"
+    assert tab.worker.text == f"{deployment.id}: traffic now v1 75% / v3 25%"
     assert "v1 75%, v3 25%" in text_of(tab.listing.value)
     assert traffic.confirm_box.layout.display == "none" and traffic.share.value == 25
-    assert _words(traffic.note.value) == "now v1 75 % / v3 25 %"
+    assert _words(traffic.note.value) == "now v1 75% / v3 25%"
     # Apply with nothing changed asks nothing
     traffic.apply_button.click()
     assert traffic.confirm_box.layout.display == "none"
@@ -205,12 +205,12 @@ def test_typed_share_outside_0_to_100_is_refused_and_100_switches(
         assert tab.version.value == "3"  # the canary is chosen first
         traffic = tab.traffic
         assert traffic.share.value == 10
-        assert _words(traffic.note.value) == "now v1 90 % / v3 10 %"
+        assert _words(traffic.note.value) == "now v1 90% / v3 10%"
         for bad in (150, -5):
             traffic.typed.value = bad
             note = _words(traffic.note.value)
             assert note == (
-                f"traffic share {bad} %: type a whole percent from 0 to 100 "
+                f"traffic share {bad}%: type a whole percent from 0 to 100 "
                 "(the share v3 gets; 100 sends it all traffic)"
             )
             assert "jp-mlops-widget-traffic-error" in traffic.note.value
@@ -228,7 +228,7 @@ def test_typed_share_outside_0_to_100_is_refused_and_100_switches(
         assert not traffic.asking and traffic.confirm_box.layout.display == "none"
 
         traffic.typed.value = 100
-        assert _words(traffic.note.value).startswith("pending v3 100 % (now v1 90 % / v3 10 %)")
+        assert _words(traffic.note.value).startswith("pending v3 100% (now v1 90% / v3 10%)")
         traffic.apply_button.click()
         traffic.confirm_button.click()
         tab.worker.wait()
