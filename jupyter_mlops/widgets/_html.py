@@ -22,16 +22,19 @@ def table(
     empty: str = "nothing yet",
     highlight: Sequence[bool] | None = None,
     css_class: str = "",
+    nowrap: bool = False,
 ) -> str:
-    """An HTML table; rows flagged in ``highlight`` are shaded."""
+    """An HTML table; rows flagged in ``highlight`` are shaded. ``nowrap`` keeps each row on
+    one line (a narrow notebook scrolls the table sideways instead of stretching rows)."""
     if not rows:
         muted = "color:var(--jp-ui-font-color2)"
         return f'<p class="{css_class}" style="{muted}">{html.escape(empty)}</p>'
-    head = "".join(f'<th style="{_CELL}">{html.escape(h)}</th>' for h in header)
+    cell = _CELL + (";white-space:nowrap" if nowrap else "")
+    head = "".join(f'<th style="{cell}">{html.escape(h)}</th>' for h in header)
     body = []
     for i, row in enumerate(rows):
         shade = f' style="{_SHADE}"' if highlight and highlight[i] else ""
-        cells = "".join(f'<td style="{_CELL}">{html.escape(str(c))}</td>' for c in row)
+        cells = "".join(f'<td style="{cell}">{html.escape(str(c))}</td>' for c in row)
         body.append(f"<tr{shade}>{cells}</tr>")
     # wide tables scroll sideways inside the panel instead of being cut off
     return (

@@ -40,7 +40,8 @@ _LABEL = {"description_width": "initial"}
 
 def _fit(labels: list[str], label_ch: int = 11) -> widgets.Layout:
     """A dropdown as wide as its longest choice (``digits@challenger`` is never cut)."""
-    return widgets.Layout(width=_fit_width(labels, label_ch))
+    # never wider than the panel: a narrow notebook shrinks it rather than cutting it off
+    return widgets.Layout(width=_fit_width(labels, label_ch), max_width="100%")
 
 
 def _fit_width(labels: list[str], label_ch: int = 11) -> str:
@@ -129,6 +130,7 @@ class DeploymentsTab:
             rows,
             empty="no deployments yet: pick a model alias and Deploy",
             css_class="jp-mlops-widget-deployments",
+            nowrap=True,
         )
         specs = [f"{m.name}@{a}" for m in self.infos for a in sorted(m.aliases)]
         specs += [f"{m.name}/{v.version}" for m in self.infos for v in reversed(m.versions)]
