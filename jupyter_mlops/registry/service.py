@@ -93,6 +93,8 @@ class VersionInfo:
     aliases: list[str]
     parity_passed: bool | None
     gates: dict[str, str] = field(default_factory=dict)
+    #: the metrics of the run the version was packaged in (what a promotion is judged on)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,6 +103,8 @@ class ModelInfo:
     aliases: dict[str, str]
     versions: list[VersionInfo]
     history: list[AliasMove]
+    #: alias -> the version a rollback would move it to; None: nothing to roll back to
+    rollback_to: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -297,29 +301,50 @@ def promote(
     return PromotionResult(name, str(target.version), alias, previous, results, verdict)
 
 
+def rollback_target(moves: list[AliasMove], alias: str, holder: str) -> str | None:
+    """The version ``alias`` (held by ``holder``) would roll back to, or None.
+
+    It walks back along promotions, so a second rollback goes further back, not forward
+    again. A promotion of the version that already held the alias moved nothing and is
+    passed over: rolling back never "moves" an alias to the version it is on.
+    """
+    landing = next(
+        (
+            m
+            for m in reversed(moves)
+            if m.alias == alias
+            and m.kind == "promote"
+            and m.to_version == holder
+            and m.from_version != holder
+        ),
+        None,
+    )
+    return landing.from_version if landing is not None else None
+
+
 def rollback(
     name: str, alias: str = "champion", reason: str = "", *, settings: Settings | None = None
 ) -> AliasMove:
-    """Move ``alias`` back to the version that held it before the current one."""
+    """Move ``alias`` back to the version that held it before the current one.
+
+    Refused (``MlopsError``, nothing moved) when no other version held it before.
+    """
     settings, client = _client(settings)
     require_model(client, name)
     holder = alias_holder(client, name, alias)
     if holder is None:
         raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-    # walk back along promotions, so a second rollback goes further back, not forward again
-    moves = [
-        m for m in history(name, settings=settings) if m.alias == alias and m.kind == "promote"
-    ]
-    landing = next((m for m in reversed(moves) if m.to_version == str(holder.version)), None)
-    if landing is None or landing.from_version is None:
+    target = rollback_target(history(name, settings=settings), alias, str(holder.version))
+    if target is None:
         raise MlopsError(
             f"nothing to roll back to: {name}@{alias} had no holder before v{holder.version}"
+            " (promote another version instead)"
         )
-    client.set_registered_model_alias(name, alias, landing.from_version)
+    client.set_registered_model_alias(name, alias, target)
     move = AliasMove(
         alias,
         str(holder.version),
-        landing.from_version,
+        target,
         _who(),
         _now(),
         reason or "rollback",
@@ -349,6 +374,7 @@ def models(name: str | None = None, *, settings: Settings | None = None) -> list
                 if k.startswith("mlops.gate.")
             }
             parity = tags.get("mlops.parity_passed")
+            metrics = _version_metrics(client, v.run_id)
             versions.append(
                 VersionInfo(
                     version=str(v.version),
@@ -358,14 +384,26 @@ def models(name: str | None = None, *, settings: Settings | None = None) -> list
                     aliases=sorted(by_version.get(str(v.version), [])),
                     parity_passed=None if parity is None else parity == "true",
                     gates=gates,
+                    metrics=metrics,
                 )
             )
         versions.sort(key=lambda v: int(v.version))
-        moves = sorted((k, t) for k, t in model.tags.items() if k.startswith(_HISTORY))
-        out.append(
-            ModelInfo(model.name, aliases, versions, [AliasMove(**json.loads(t)) for _, t in moves])
-        )
+        tagged = sorted((k, t) for k, t in model.tags.items() if k.startswith(_HISTORY))
+        moves = [AliasMove(**json.loads(t)) for _, t in tagged]
+        targets = {a: rollback_target(moves, a, v) for a, v in aliases.items()}
+        out.append(ModelInfo(model.name, aliases, versions, moves, targets))
     return out
+
+
+def _version_metrics(client: Any, run_id: str | None) -> dict[str, float]:
+    """The metrics of a version's run; none when the run is gone (a deleted experiment)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        metrics = _run_metrics(client, run_id)[0]
+    except MlflowException:
+        return {}
+    return {k: v for k, v in sorted(metrics.items()) if not k.startswith("mlops.")}
 
 
 def format_models(infos: list[ModelInfo]) -> str:

@@ -115,6 +115,32 @@ def test_register_promote_refuse_force_and_roll_back(project: Path) -> None:
     ]
 
 
+def test_rollback_to_the_same_version_is_refused_and_versions_show_their_metrics(
+    project: Path,
+) -> None:
+    register(tiny_model(project, 0.91), "same")
+    register(tiny_model(project, 0.97), "same")
+    promote("same", 1, "champion", "first")
+    # promoting the holder again moves nothing: there is still nothing to roll back to
+    again = promote("same", 1, "champion", "again")
+    assert again.previous == "1"
+    [info] = models("same")
+    assert info.rollback_to == {"champion": None}
+    with pytest.raises(MlopsError, match="nothing to roll back to: same@champion") as err:
+        rollback("same", "champion")
+    assert "promote another version instead" in str(err.value)
+    assert [m.kind for m in history("same")] == ["promote", "promote"]
+
+    promote("same", 2, "champion", "better")
+    promote("same", 2, "champion", "same again")
+    [info] = models("same")
+    assert info.rollback_to == {"champion": "1"}
+    assert [v.metrics for v in info.versions] == [{"test_accuracy": 0.91}, {"test_accuracy": 0.97}]
+    back = rollback("same", "champion")
+    assert (back.from_version, back.to_version) == ("2", "1")
+    assert models("same")[0].rollback_to == {"champion": None}
+
+
 def test_promotion_without_gates_is_recorded_as_such(project: Path) -> None:
     register(tiny_model(project, 0.1), "plain")
     result = promote("plain", 1, "staging")

@@ -131,6 +131,47 @@ async def test_models_promote_refusal_and_rollback(api: Api, lin: Settings) -> N
     assert [m["kind"] for m in body["models"][0]["history"]][-1] == "rollback"
 
 
+async def test_a_refused_promotion_is_forced_with_a_reason(api: Api, lin: Settings) -> None:
+    _, body = await api("GET", "models")
+    [model] = body["models"]
+    assert [v["metrics"] for v in model["versions"]] == [
+        {"test_accuracy": 0.95},
+        {"test_accuracy": 0.8},
+    ]
+    assert model["rollback_to"]["champion"] is None
+    refused_body = {"version": 2, "alias": "production", "force": True}
+    response, error = await api("POST", "models/lin/promote", body=refused_body)
+    assert response.code == 400 and "a forced promotion needs a reason" in error["message"]
+    response, error = await api(
+        "POST", "models/lin/promote", body={**refused_body, "reason": "   "}
+    )
+    assert response.code == 400, error
+    response, done = await api(
+        "POST", "models/lin/promote", body={**refused_body, "reason": "hotfix, data bug"}
+    )
+    assert response.code == 200, done
+    assert (done["version"], done["verdict"]) == ("2", "forced")
+    assert [g["passed"] for g in done["gates"]] == [False]
+    _, body = await api("GET", "models")
+    last = body["models"][0]["history"][-1]
+    assert (last["alias"], last["to_version"], last["gates"], last["reason"]) == (
+        "production",
+        "2",
+        "forced",
+        "hotfix, data bug",
+    )
+    assert body["models"][0]["rollback_to"]["production"] == "1"
+    response, back = await api("POST", "models/lin/rollback", body={"alias": "production"})
+    assert response.code == 200 and (back["from_version"], back["to_version"]) == ("2", "1")
+
+    # promoting the holder again moves nothing, so a rollback is refused, not "v1 to v1"
+    response, again = await api("POST", "models/lin/promote", body={"version": 1})
+    assert response.code == 200 and again["previous"] == "1"
+    response, error = await api("POST", "models/lin/rollback", body={"alias": "champion"})
+    assert response.code == 400
+    assert "nothing to roll back to: lin@champion had no holder before v1" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "message"),
     [
