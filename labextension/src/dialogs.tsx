@@ -1,6 +1,7 @@
 import * as React from 'react';
 
 import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { ReactWidget } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { ApiError } from './api';
@@ -82,6 +83,73 @@ export async function confirm(
     buttons: [Dialog.cancelButton(), Dialog.warnButton({ label })]
   });
   return result.button.accept;
+}
+
+/** The body of the refusal dialog: why the gates refused, and a reason to force it. */
+class ForceForm extends ReactWidget implements Dialog.IBodyWidget<string> {
+  constructor(
+    private readonly _error: ApiError,
+    private readonly _reason: string
+  ) {
+    super();
+    this.addClass('jp-mlops-form');
+  }
+
+  render(): JSX.Element {
+    // the message's own hint names force=True; here the button below is the way
+    const message = this._error.message
+      .split('\n')
+      .filter(line => !line.includes('force=True'))
+      .join('\n');
+    return (
+      <>
+        <GateList message={message} gates={this._error.failed} />
+        <label>
+          Reason to force it (required)
+          <input
+            name="force-reason"
+            className="jp-mod-styled"
+            required
+            placeholder="why this version goes live anyway"
+            defaultValue={this._reason}
+          />
+        </label>
+      </>
+    );
+  }
+
+  getValue(): string {
+    const input = this.node.querySelector('input[name="force-reason"]');
+    return (input as HTMLInputElement | null)?.value.trim() ?? '';
+  }
+}
+
+/**
+ * Shows why the gates refused a promotion and offers to force it with a reason; the
+ * reason, or null when the user closes (a force without a reason is not offered).
+ */
+export async function askForce(
+  error: ApiError,
+  reason: string
+): Promise<string | null> {
+  for (;;) {
+    const result = await showDialog<string>({
+      title: 'Promotion refused',
+      body: new ForceForm(error, reason),
+      buttons: [
+        Dialog.cancelButton({ label: 'Close' }),
+        Dialog.warnButton({ label: 'Force promotion' })
+      ],
+      focusNodeSelector: 'input[name="force-reason"]'
+    });
+    if (!result.button.accept) {
+      return null;
+    }
+    if (result.value) {
+      return result.value;
+    }
+    reason = '';
+  }
 }
 
 /** Shows why the gates refused a promotion, one line per failed gate. */

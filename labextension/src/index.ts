@@ -138,6 +138,29 @@ async function runInNotebook(
   }
 }
 
+/** Scrolls the current notebook to the cell `cellId` and selects it. */
+async function goToCell(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker,
+  cellId: string
+): Promise<boolean> {
+  const panel = tracker.currentWidget;
+  if (!panel) {
+    return false;
+  }
+  const notebook = panel.content;
+  const index = notebook.widgets.findIndex(cell => cell.model.id === cellId);
+  if (index < 0) {
+    return false;
+  }
+  app.shell.activateById(panel.id);
+  notebook.deselectAll();
+  notebook.activeCellIndex = index;
+  notebook.mode = 'command';
+  await notebook.scrollToItem(index, 'center');
+  return true;
+}
+
 function addCommands(
   app: JupyterFrontEnd,
   tracker: INotebookTracker,
@@ -196,6 +219,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null
   ) => {
     const runs = new RunsModel();
+    runs.goToCell = cellId => goToCell(app, tracker, cellId);
     const catalog = new CatalogModel();
     const sidebar = new MlopsSidebar(runs, catalog);
     app.shell.add(sidebar, 'left', { rank: 600 });

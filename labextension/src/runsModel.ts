@@ -85,6 +85,9 @@ export class RunsModel implements IDisposable {
     return this._loadingMore;
   }
 
+  /** Scrolls to and selects the cell of the current notebook; false: it is not there. */
+  goToCell: ((cellId: string) => Promise<boolean>) | null = null;
+
   get selected(): string | null {
     return this._selected;
   }

@@ -83,6 +83,14 @@ export interface ICellRun {
   stale?: boolean | null;
   /** Why it is stale, or why its dataflow is unknown. */
   stale_reason?: string | null;
+  /** from a `# mlops: <label>` comment; then `source_preview` is the label */
+  label: string | null;
+  /** where a failed cell stopped: line in the cell, its code, its function (null: top) */
+  error_line: number | null;
+  error_code: string | null;
+  error_where: string | null;
+  /** the last frames from the cell on */
+  error_traceback: string | null;
 }
 
 export interface IRunsPage {
@@ -163,6 +171,8 @@ export interface IModelVersion {
   parity_passed: boolean | null;
   /** alias -> the recorded verdict of its gates for this version */
   gates: { [alias: string]: string };
+  /** the metrics of the run it was packaged in */
+  metrics: { [key: string]: number };
 }
 
 export interface IModel {
@@ -171,6 +181,8 @@ export interface IModel {
   aliases: { [alias: string]: string };
   versions: IModelVersion[];
   history: IAliasMove[];
+  /** alias -> the version a rollback would move it to; null: nothing to roll back to */
+  rollback_to: { [alias: string]: string | null };
 }
 
 export interface IPromotion {

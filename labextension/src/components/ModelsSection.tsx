@@ -1,16 +1,28 @@
 import * as React from 'react';
 
 import { CatalogModel } from '../catalogModel';
-import { GateList, askPromotion, confirm, showRefusal } from '../dialogs';
+import { GateList, askForce, askPromotion, confirm } from '../dialogs';
 import { toApiError } from '../loadable';
-import { IGateResult, IModel, IModelVersion } from '../tokens';
+import { IAliasMove, IGateResult, IModel, IModelVersion } from '../tokens';
 import {
   ErrorMessage,
   Loading,
   Message,
+  KeyValues,
   Section,
   formatDateTime
 } from './common';
+
+const VERDICT: { [verdict: string]: string } = {
+  passed: 'gates passed',
+  'no gates': 'no gates configured',
+  forced: 'forced past failed gates',
+  refused: 'refused by its gates'
+};
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
 
 const USUAL_ALIASES = ['champion', 'challenger', 'staging'];
 
@@ -68,23 +80,35 @@ function ModelCard(props: {
       return;
     }
     setBusy(true);
-    try {
+    const send = async (force: boolean, reason: string): Promise<void> => {
       const done = await catalog.promote(model.name, {
         version: version.version,
         alias: choice.alias,
-        reason: choice.reason
+        reason,
+        force
       });
       const from = done.previous ? ` (was version ${done.previous})` : '';
       setNote({
         kind: 'ok',
-        text: `${done.alias} → version ${done.version}${from}: gates ${done.verdict}.`,
+        text: `${done.alias} → version ${done.version}${from}: ${VERDICT[done.verdict] ?? done.verdict}.`,
         gates: done.gates
       });
+    };
+    try {
+      await send(false, choice.reason);
     } catch (error) {
       const err = toApiError(error);
       setNote({ kind: 'error', text: err.message, gates: err.failed });
       if (err.status === 409) {
-        void showRefusal(err);
+        const reason = await askForce(err, choice.reason);
+        if (reason !== null) {
+          try {
+            await send(true, reason);
+          } catch (again) {
+            const e = toApiError(again);
+            setNote({ kind: 'error', text: e.message, gates: e.failed });
+          }
+        }
       }
     } finally {
       setBusy(false);
@@ -92,10 +116,14 @@ function ModelCard(props: {
   };
 
   const rollback = async (alias: string, version: string): Promise<void> => {
+    const target = model.rollback_to?.[alias];
+    if (!target) {
+      return;
+    }
     const ok = await confirm(
       `Roll back ${model.name}@${alias}`,
-      `${alias} now points at version ${version}. Move it back to the version that held it before?`,
-      'Roll back'
+      `Move ${alias} from version ${version} back to version ${target}, which held it before?`,
+      `Roll back to v${target}`
     );
     if (!ok) {
       return;
@@ -105,7 +133,7 @@ function ModelCard(props: {
       const move = await catalog.rollback(model.name, alias);
       setNote({
         kind: 'ok',
-        text: `${alias} rolled back from version ${move.from_version ?? '–'} to ${move.to_version ?? '–'}.`,
+        text: `${alias} rolled back from version ${move.from_version} to ${move.to_version}.`,
         gates: []
       });
     } catch (error) {
@@ -120,7 +148,9 @@ function ModelCard(props: {
     <li className="jp-mlops-card" data-model={model.name}>
       <div className="jp-mlops-card-head">
         <span className="jp-mlops-card-title">{model.name}</span>
-        <span className="jp-mlops-muted">{model.versions.length} versions</span>
+        <span className="jp-mlops-muted">
+          {plural(model.versions.length, 'version')}
+        </span>
       </div>
       {aliases.length === 0 ? (
         <div className="jp-mlops-muted">No aliases yet: promote a version.</div>
@@ -135,9 +165,13 @@ function ModelCard(props: {
               <span className="jp-mlops-alias-version">v{version}</span>
               <button
                 className="jp-mlops-button jp-mlops-mod-small"
-                disabled={busy}
+                disabled={busy || !model.rollback_to?.[alias]}
                 onClick={() => void rollback(alias, version)}
-                title={`Move ${alias} back to its previous version`}
+                title={
+                  model.rollback_to?.[alias]
+                    ? `Move ${alias} back to version ${model.rollback_to[alias]}`
+                    : `Nothing to roll back to: no other version held ${alias} before`
+                }
               >
                 Roll back
               </button>
@@ -175,8 +209,7 @@ function ModelCard(props: {
               .reverse()
               .map((move, i) => (
                 <li key={i}>
-                  {move.kind} @{move.alias}: v{move.from_version ?? '–'} → v
-                  {move.to_version ?? '–'} · {move.gates}
+                  {describeMove(move)} · {VERDICT[move.gates] ?? move.gates}
                   {move.reason && ` · “${move.reason}”`} ·{' '}
                   <span className="jp-mlops-muted">
                     {move.who}, {formatDateTime(Date.parse(move.when))}
@@ -188,6 +221,20 @@ function ModelCard(props: {
       )}
     </li>
   );
+}
+
+function describeMove(move: IAliasMove): string {
+  const to = `v${move.to_version}`;
+  if (move.kind === 'rollback') {
+    return `@${move.alias} rolled back from v${move.from_version} to ${to}`;
+  }
+  if (!move.from_version) {
+    return `@${move.alias} set to ${to}`;
+  }
+  if (move.from_version === move.to_version) {
+    return `@${move.alias} re-promoted ${to}`;
+  }
+  return `@${move.alias} moved from v${move.from_version} to ${to}`;
 }
 
 function VersionRow(props: {
@@ -221,11 +268,12 @@ function VersionRow(props: {
       >
         Promote
       </button>
+      <KeyValues values={v.metrics ?? {}} kind="metric" limit={4} />
       {gates.length > 0 && (
         <ul className="jp-mlops-gate-verdicts" aria-label="gate results">
           {gates.map(([alias, verdict]) => (
             <li key={alias} title={verdict}>
-              gates @{alias}: {verdict}
+              @{alias}: {VERDICT[verdict] ?? verdict}
             </li>
           ))}
         </ul>

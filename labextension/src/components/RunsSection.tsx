@@ -136,13 +136,76 @@ function RunRow(props: {
             {formatTime(run.start_time)}
           </span>
         </div>
-        <code className="jp-mlops-run-source">{run.source_preview || ' '}</code>
+        {run.label ? (
+          <span className="jp-mlops-run-label" title="# mlops: label">
+            {run.label}
+          </span>
+        ) : (
+          <code className="jp-mlops-run-source">
+            {run.source_preview || ' '}
+          </code>
+        )}
         <KeyValues values={run.params} kind="param" limit={6} />
         <KeyValues values={run.metrics} kind="metric" limit={6} />
-        {run.error && <div className="jp-mlops-run-error">{run.error}</div>}
+        {run.error && <RunError run={run} model={model} />}
       </div>
       {open && <RunDetails model={model} />}
     </li>
+  );
+}
+
+/** The error and where the cell stopped, with a way to the cell. */
+function RunError(props: { run: ICellRun; model: RunsModel }): JSX.Element {
+  const { run } = props;
+  const place =
+    run.error_line !== null
+      ? `line ${run.error_line}${run.error_where ? ` in ${run.error_where}()` : ''}`
+      : null;
+  return (
+    <div className="jp-mlops-run-error">
+      <div className="jp-mlops-run-error-text">{run.error}</div>
+      {place && (
+        <div className="jp-mlops-run-error-place">
+          <span className="jp-mlops-run-error-line">{place}</span>
+          {run.error_code && <code>{run.error_code}</code>}
+        </div>
+      )}
+      <GoToCell run={run} model={props.model} />
+    </div>
+  );
+}
+
+function GoToCell(props: {
+  run: ICellRun;
+  model: RunsModel;
+}): JSX.Element | null {
+  const { run, model } = props;
+  const [missing, setMissing] = React.useState(false);
+  if (!run.cell_id || !model.goToCell) {
+    return null;
+  }
+  const go = async (event: React.MouseEvent): Promise<void> => {
+    event.stopPropagation();
+    const found = await model.goToCell!(run.cell_id!);
+    setMissing(!found);
+  };
+  return (
+    <span className="jp-mlops-goto">
+      <button
+        className="jp-mlops-button jp-mlops-mod-small"
+        onClick={event => void go(event)}
+        onKeyDown={event => event.stopPropagation()}
+        title="Scroll to this cell and select it"
+      >
+        Go to cell
+      </button>
+      {missing && (
+        <span className="jp-mlops-muted" role="status">
+          {' '}
+          The cell is no longer in this notebook.
+        </span>
+      )}
+    </span>
   );
 }
 
@@ -176,7 +239,9 @@ function DetailBody(props: { run: IRunDetail }): JSX.Element {
       <dl className="jp-mlops-facts">
         <dt>Run</dt>
         <dd>
-          <code>{run.run_id}</code>
+          <code className="jp-mlops-run-id" title={run.run_id}>
+            {run.run_id}
+          </code>
         </dd>
         <dt>Duration</dt>
         <dd>{formatDuration(run.duration_s) || '–'}</dd>
@@ -189,7 +254,14 @@ function DetailBody(props: { run: IRunDetail }): JSX.Element {
           </>
         )}
       </dl>
-      {run.error && <div className="jp-mlops-run-error">{run.error}</div>}
+      {run.error_traceback && (
+        <>
+          <h4>Traceback</h4>
+          <pre className="jp-mlops-source jp-mlops-traceback">
+            {run.error_traceback}
+          </pre>
+        </>
+      )}
       <h4>Source</h4>
       <pre className="jp-mlops-source">{run.source ?? run.source_preview}</pre>
       {Object.keys(run.params).length > 0 && (

@@ -233,4 +233,148 @@ test.describe('MLOps cockpit', () => {
       LONG
     );
   });
+  test('a failed row names its line and goes to its cell; rows show labels and telling lines', async ({
+    page
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    await page.notebook.createNew();
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    await page.notebook.addCell('code', 'import math\nimport json\nrate = 0.5');
+    await page.notebook.addCell('code', '# mlops: load the digits\nsize = 8');
+    await page.notebook.addCell('code', 'filler = 1');
+    await page.notebook.addCell(
+      'code',
+      'def inner(x):\n    return 1 / x\n\ninner(0)'
+    );
+    await page.notebook.run();
+    const section = runs(sidebar);
+    const rows = section.locator('.jp-mlops-run');
+    // the first statement that does something, not the import above it
+    await expect(
+      rows.locator('.jp-mlops-run-source', { hasText: 'rate = 0.5' })
+    ).toHaveCount(1, LONG);
+    await expect(section.locator('.jp-mlops-run-source')).not.toContainText([
+      'import math'
+    ]);
+    await expect(
+      rows.locator('.jp-mlops-run-label', { hasText: 'load the digits' })
+    ).toHaveCount(1, LONG);
+
+    const failed = rows.filter({ hasText: 'ZeroDivisionError' });
+    await expect(failed.locator('.jp-mlops-status')).toHaveText('failed', LONG);
+    await expect(failed.locator('.jp-mlops-run-error-place')).toContainText(
+      'line 2 in inner()'
+    );
+    await expect(failed.locator('.jp-mlops-run-error-place')).toContainText(
+      'return 1 / x'
+    );
+    // once stored, the details carry the traceback tail from the cell on
+    await expect(section.locator('.jp-mlops-pending')).toHaveCount(0, LONG);
+    await failed.locator('.jp-mlops-run-row').click();
+    const tail = failed.locator('.jp-mlops-traceback');
+    await expect(tail).toContainText('Cell, line 2, in inner', LONG);
+    await expect(tail).toContainText('ZeroDivisionError: division by zero');
+    await shootAll(page, sidebar, 'failed-row', testInfo);
+
+    // go to cell: the notebook selects the failed cell (the 5th), from elsewhere
+    await page.notebook.selectCells(0);
+    await failed
+      .locator('.jp-mlops-run-error')
+      .getByRole('button', { name: 'Go to cell' })
+      .click();
+    await expect
+      .poll(
+        () =>
+          page.evaluate(
+            () =>
+              (window as any).jupyterapp.shell.currentWidget?.content
+                ?.activeCellIndex
+          ),
+        LONG
+      )
+      .toBe(4);
+    await expect(
+      page.locator('.jp-Notebook .jp-Cell.jp-mod-active')
+    ).toContainText('inner(0)');
+    await expect(
+      page.locator('.jp-Notebook .jp-Cell.jp-mod-active')
+    ).toBeInViewport();
+  });
+
+  test('a version shows its metrics; a refused promotion is forced with a reason; rollback names its target', async ({
+    page
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    const models = sidebar.locator('section[data-section="models"]');
+    const digits = models.locator('[data-model="digits"]');
+    const champion = digits.locator(
+      '[data-alias="champion"] .jp-mlops-alias-version'
+    );
+    await expect(champion).toHaveText('v1', LONG);
+    await expect(digits.locator('.jp-mlops-card-head')).toContainText(
+      '3 versions'
+    );
+    await expect(digits.locator('[data-version="3"]')).toContainText(
+      'test_accuracy0.5'
+    );
+    await expect(digits.locator('[data-version="1"]')).toContainText(
+      '@champion: gates passed'
+    );
+    const rollBack = digits
+      .locator('[data-alias="champion"]')
+      .getByRole('button', { name: 'Roll back' });
+    // v1 was the first holder: nothing to roll back to
+    await expect(rollBack).toBeDisabled();
+    await expect(rollBack).toHaveAttribute('title', /Nothing to roll back to/);
+    await shootAll(page, sidebar, 'models', testInfo);
+
+    await digits.getByRole('button', { name: 'Promote version 3' }).click();
+    const dialog = page.locator('.jp-Dialog');
+    await dialog.getByRole('button', { name: 'Promote' }).click();
+    const refusal = page
+      .locator('.jp-Dialog')
+      .filter({ hasText: 'Promotion refused' });
+    await expect(refusal).toBeVisible(LONG);
+    await expect(refusal).not.toContainText('force=True');
+    await expect(
+      refusal.locator('.jp-mlops-gates .jp-mod-failed')
+    ).not.toHaveCount(0);
+    await shoot(
+      refusal.locator('.jp-Dialog-content'),
+      'cockpit-dialog-force',
+      testInfo
+    );
+    // a force without a reason is not sent: the dialog asks again
+    await refusal.getByRole('button', { name: 'Force promotion' }).click();
+    await expect(refusal).toBeVisible();
+    await refusal
+      .locator('input[name="force-reason"]')
+      .fill('demo needs the new model');
+    await refusal.getByRole('button', { name: 'Force promotion' }).click();
+    await expect(champion).toHaveText('v3', LONG);
+    await expect(digits.locator('.jp-mlops-note')).toContainText(
+      'champion → version 3 (was version 1): forced past failed gates.'
+    );
+
+    await expect(rollBack).toBeEnabled();
+    await rollBack.click();
+    const ask = page
+      .locator('.jp-Dialog')
+      .filter({ hasText: 'Roll back digits@champion' });
+    await expect(ask).toContainText(
+      'Move champion from version 3 back to version 1'
+    );
+    await ask.getByRole('button', { name: 'Roll back to v1' }).click();
+    await expect(champion).toHaveText('v1', LONG);
+    await expect(digits.locator('.jp-mlops-note')).toContainText(
+      'champion rolled back from version 3 to 1.'
+    );
+    await expect(rollBack).toBeDisabled();
+    await digits.locator('.jp-mlops-history summary').click();
+    await expect(digits.locator('.jp-mlops-history')).toContainText(
+      '@champion set to v1'
+    );
+    await expect(digits.locator('.jp-mlops-history')).not.toContainText('v–');
+    await shootAll(page, sidebar, 'models-after', testInfo);
+  });
 });
