@@ -209,8 +209,13 @@ function ModelCard(props: {
               .reverse()
               .map((move, i) => (
                 <li key={i}>
-                  {describeMove(move)} · {VERDICT[move.gates] ?? move.gates}
-                  {move.reason && ` · “${move.reason}”`} ·{' '}
+                  {describeMove(move)}
+                  {move.kind === 'promote' &&
+                    ` · ${VERDICT[move.gates] ?? move.gates}`}
+                  {move.reason &&
+                    move.reason !== 'rollback' &&
+                    ` · “${move.reason}”`}{' '}
+                  ·{' '}
                   <span className="jp-mlops-muted">
                     {move.who}, {formatDateTime(Date.parse(move.when))}
                   </span>
