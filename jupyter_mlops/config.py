@@ -353,7 +353,9 @@ def serving_settings(settings: Settings) -> ServingSettings:
 
 
 # -- models: per-model settings -------------------------------------------------------------
-_MODEL_KEYS = {"slices"}
+_MODEL_KEYS = {"slices", "context"}
+#: columns every captured row already has: a context column cannot take their names
+CAPTURE_COLUMNS = ("time", "version", "protocol", "latency_ms", "request_id", "label")
 
 
 @dataclass(frozen=True)
@@ -366,9 +368,15 @@ class ModelSettings:
         models:
           churn:
             slices: [region, age_band]
+            context: [region]
+
+    ``context`` are columns a request may carry beside the model's inputs: the server
+    captures them with the request (null when a request leaves one out) and never feeds
+    them to the model; ``inference_log()`` returns them as columns.
     """
 
     slices: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()
 
 
 def model_settings(settings: Settings, name: str | None) -> ModelSettings:
@@ -397,4 +405,23 @@ def model_settings(settings: Settings, name: str | None) -> ModelSettings:
         slices = [slices]
     if not isinstance(slices, list) or not all(isinstance(c, str) and c for c in slices):
         raise ConfigError("must be a list of column names", path=path, field=f"{where}.slices")
-    return ModelSettings(slices=tuple(slices))
+    return ModelSettings(slices=tuple(slices), context=_context(entry.get("context"), path, where))
+
+
+def _context(value: Any, path: str, where: str) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value or []
+    field = f"{where}.context"
+    if not isinstance(names, list) or not all(isinstance(c, str) and c for c in names):
+        raise ConfigError("must be a list of column names", path=path, field=field)
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise ConfigError(f"column {twice[0]!r} is named twice", path=path, field=field)
+    reserved = [c for c in names if c in CAPTURE_COLUMNS or c.startswith(("in.", "out."))]
+    if reserved:
+        raise ConfigError(
+            f"{reserved[0]!r} cannot be a context column: every captured row has a column "
+            f"of that name (taken: {', '.join(CAPTURE_COLUMNS)}, and in.* / out.*)",
+            path=path,
+            field=field,
+        )
+    return tuple(names)

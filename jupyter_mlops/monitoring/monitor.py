@@ -9,9 +9,12 @@ Policy in ``mlops.yaml``::
       actions: [alert, rollback]    # alert | rollback | retrain
       retrain_pipeline: templates/pipeline.yaml
       quality: {accuracy_drop: 0.05} # labelled quality below the version's (see .quality)
+      fairness: {demographic_parity_difference: 0.2}  # per slice (see .slices)
+      slices: {accuracy: 0.8}       # the worst slice of models.NAME.slices below this
 
 With labels for the window (``log_labels``, ``POST /feedback``), quality is computed and
-judged too; either drift or quality past its threshold triggers the actions. A retrain gets
+judged too, and per slice when the model declares slice columns; drift, quality or a slice
+past its threshold triggers the actions. A retrain gets
 the labelled window as an input dataset of its pipeline run (and as the pipeline parameter
 ``labelled_window``, a Parquet path, when the pipeline declares one).
 """
@@ -30,10 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
-from ..config import CONFIG_FILE, Settings, load_settings
+from ..config import CONFIG_FILE, Settings, load_settings, model_settings
 from ..exceptions import ConfigError, MlopsError, NotFoundError
 from .drift import DRIFT_SHARE, DriftInputError, drift
-from .quality import QualityPolicy, QualityReport, parse_quality, quality_metrics, window_quality
+from .quality import (
+    QualityPolicy,
+    QualityReport,
+    paired,
+    parse_quality,
+    quality_metrics,
+    window_quality,
+)
+from .slices import SlicePolicy, SliceQuality, judge_slices, parse_slices, window_slices
 
 _ACTIONS = ("alert", "rollback", "retrain")
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -46,6 +57,7 @@ class Policy:
     actions: tuple[str, ...] = ("alert",)
     retrain_pipeline: str | None = None
     quality: QualityPolicy = field(default_factory=QualityPolicy)
+    slices: SlicePolicy = field(default_factory=SlicePolicy)
 
 
 @dataclass
@@ -66,6 +78,8 @@ class MonitorResult:
     quality: dict[str, Any] | None = None
     #: why the policy triggered: ``drift`` and/or each quality threshold passed
     reasons: list[str] = field(default_factory=list)
+    #: per-slice quality and disparities over the labelled rows (``SliceQuality``), or None
+    slices: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +99,8 @@ class MonitorResult:
             lines.append(f"error rate {self.error_rate:.2%}")
         if self.quality is not None:
             lines.append(QualityReport(**_report_fields(self.quality)).summary())
+        if self.slices is not None:
+            lines.append(SliceQuality(**self.slices).summary())
         lines.extend(f"  {r}" for r in self.reasons if r != "drift")
         lines.append(
             f"ALERT: {', '.join(self.actions) or 'triggered (no action taken)'}"
@@ -118,7 +134,8 @@ def load_policy(settings: Settings) -> Policy:
     path = str(settings.project_dir / CONFIG_FILE)
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping", path=path, field="monitoring")
-    unknown = sorted(set(raw) - {"drift_share", "actions", "retrain_pipeline", "quality"})
+    known = {"drift_share", "actions", "retrain_pipeline", "quality", "fairness", "slices"}
+    unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}", path=path, field="monitoring")
     share = raw.get("drift_share", DRIFT_SHARE)
@@ -134,7 +151,13 @@ def load_policy(settings: Settings) -> Policy:
         raise ConfigError(
             "the retrain action needs monitoring.retrain_pipeline", path=path, field="monitoring"
         )
-    return Policy(float(share), tuple(actions), pipeline, parse_quality(raw.get("quality"), path))
+    return Policy(
+        float(share),
+        tuple(actions),
+        pipeline,
+        parse_quality(raw.get("quality"), path),
+        parse_slices(raw.get("fairness"), raw.get("slices"), path),
+    )
 
 
 def reference_sample(settings: Settings, model: str, version: str) -> Any:
@@ -262,15 +285,19 @@ def monitor(
     *,
     act: bool = True,
     full_report: bool = False,
+    drift_context: bool = False,
     settings: Settings | None = None,
 ) -> MonitorResult:
     """Check a deployment's recent traffic; log a ``monitor`` run; act on the policy.
+
+    Context columns (``models.NAME.context``) are no model features: drift leaves them out
+    unless ``drift_context=True`` (then those the reference sample has are compared too).
 
     >>> jupyter_mlops.monitor("digits-prod", window="15m")  # doctest: +SKIP
     """
     from mlflow.entities import Metric, RunTag
 
-    from ..serving.capture import input_columns, output_columns
+    from ..serving.capture import context_columns_of, input_columns, output_columns
     from ..serving.manager import get_deployment, inference_log
     from .sources import align
 
@@ -285,13 +312,21 @@ def monitor(
         )
     version = str(current["version"].value_counts().idxmax())
     reference = reference_sample(settings, deployment.model, version)
-    ref, cur = align(reference, current[input_columns(current)])
+    features = input_columns(current)
+    context = [*model_settings(settings, deployment.model).context, *context_columns_of(current)]
+    if drift_context:
+        features += [c for c in context_columns_of(current) if c in reference.columns]
+    else:  # a reference sample of the evaluation table may hold them: not features either
+        reference = reference.drop(columns=[c for c in set(context) if c in reference.columns])
+    ref, cur = align(reference, current[features])
     report = drift(ref, cur)
     shares = _predictions(current, output_columns(current))
     latency = current.drop_duplicates(["time", "version"])["latency_ms"]
     judged, labelled = window_quality(settings, policy.quality, deployment, version, current)
+    sliced = _slices(settings, policy, deployment, version, judged, labelled, current)
     reasons = ["drift"] if report.share_drifted >= policy.drift_share else []
     reasons.extend(judged.breaches if judged else [])
+    reasons.extend(sliced.breaches if sliced else [])
     triggered = bool(reasons)
     client = store.client(settings)
     experiment = store.get_or_create_experiment(settings, f"monitor/{deployment.model}")
@@ -307,7 +342,10 @@ def monitor(
         run_name=f"monitor {deployment_id}",
     )
     run_id = run.info.run_id
-    cause = "drift" if reasons[:1] == ["drift"] else "quality"
+    if reasons[:1] == ["drift"]:
+        cause = "drift"
+    else:  # what the rollback's reason and the alert name
+        cause = "quality" if judged is not None and judged.breaches else "fairness"
     actions = _act(settings, policy, deployment, cause, labelled) if triggered and act else []
     now = int(time.time() * 1000)
     error_rate = (
@@ -326,9 +364,14 @@ def monitor(
         metrics["error_rate"] = error_rate
     if judged is not None:
         metrics.update(quality_metrics(judged))
+    if sliced is not None:
+        metrics.update(sliced.metrics())
+    logged = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v]
+    for start in range(900, len(logged), 900):  # under MLflow's 1000 per batch
+        client.log_batch(run_id, metrics=logged[start : start + 900])
     client.log_batch(
         run_id,
-        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v],
+        metrics=logged[:900],
         tags=[
             RunTag("mlops.alert", str(triggered).lower()),
             RunTag("mlops.actions", json.dumps(actions)),
@@ -337,6 +380,8 @@ def monitor(
     )
     if judged is not None:
         client.log_dict(run_id, judged.to_dict(), "quality.json")
+    if sliced is not None:
+        client.log_dict(run_id, sliced.to_dict(), "slices.json")
     client.log_dict(run_id, report.to_dict(), "drift.json")
     client.log_text(run_id, report.figure().to_json(), "drift_figure.json")
     if full_report:
@@ -358,6 +403,7 @@ def monitor(
         prediction_shares=shares,
         quality=judged.to_dict() if judged else None,
         reasons=reasons,
+        slices=sliced.to_dict() if sliced else None,
     )
     if triggered:
         _record_alert(
@@ -375,6 +421,33 @@ def monitor(
             },
         )
     return result
+
+
+def _slices(
+    settings: Settings,
+    policy: Policy,
+    deployment: Any,
+    version: str,
+    judged: QualityReport | None,
+    labelled: Any,
+    current: Any,
+) -> SliceQuality | None:
+    """Per-slice quality of the labelled rows when the model declares slice columns (None
+    without labels or slices); judged once there are ``min_labels`` labels."""
+    from ..serving.capture import output_columns
+    from .slices import slice_columns
+
+    if judged is None:
+        return None
+    columns = slice_columns(settings, deployment.model, current, deployment.id)
+    if not columns:
+        return None
+    truth, predicted = paired(labelled, output_columns(current), judged.task)
+    found = window_slices(labelled, truth, predicted, judged.task, columns)
+    if len(labelled) >= policy.quality.min_labels:
+        what = f"{deployment.model} v{version}"
+        judge_slices(found, policy.slices, what, str(settings.project_dir / CONFIG_FILE))
+    return found
 
 
 def format_alerts(entries: list[dict[str, Any]]) -> str:

@@ -211,6 +211,18 @@ def quality(labelled: Any, outputs: list[str]) -> QualityReport:
     return regression_quality(labelled["label"], predicted)
 
 
+def paired(labelled: Any, outputs: list[str], task: str) -> tuple[Any, Any]:
+    """(labels, predictions) of a labelled window as ``quality`` judged them for ``task``:
+    classes in one type for a classification, numbers for a regression."""
+    predicted, _ = predictions(labelled, outputs)
+    if task == "classification":
+        return _as_classes(labelled["label"], predicted)
+    import pandas as pd
+
+    truth = pd.Series(labelled["label"]).astype(float).reset_index(drop=True)
+    return truth, pd.Series(predicted).astype(float).reset_index(drop=True)
+
+
 def version_baseline(settings: Settings, model: str, version: str, task: str) -> dict[str, float]:
     """The version's own value of each metric, from the run it was packaged from."""
     client = store.client(settings)

@@ -32,6 +32,12 @@ class MonitorRun:
     latency_p95_ms: float | None
     error_rate: float | None
     drift_scores: dict[str, float] = field(default_factory=dict)
+    #: labelled quality of the window (``accuracy``, ``f1``, ... or ``rmse``, ...), if any
+    quality: dict[str, float] = field(default_factory=dict)
+    #: per-slice results: ``slice_min_<metric>`` (the worst slice), ``fairness_<metric>``
+    fairness: dict[str, float] = field(default_factory=dict)
+    #: why the policy triggered (drift, each quality or slice threshold passed)
+    reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +71,11 @@ def latest_monitor_run(settings: Settings, deployment_id: str, model: str) -> Mo
         actions = [str(a) for a in json.loads(tags.get("mlops.actions", "[]"))]
     except ValueError:
         actions = []
+    try:
+        reasons = [str(r) for r in json.loads(tags.get("mlops.alert_reasons", "[]"))]
+    except ValueError:
+        reasons = []
+    top = ("accuracy", "f1", "precision", "recall", "mae", "rmse", "r2", "labelled_rows")
     return MonitorRun(
         run_id=run.info.run_id,
         time=run.info.start_time,
@@ -83,6 +94,13 @@ def latest_monitor_run(settings: Settings, deployment_id: str, model: str) -> Mo
             for k, v in metrics.items()
             if k.startswith("drift.score.")
         },
+        quality={m: float(metrics[f"quality.{m}"]) for m in top if f"quality.{m}" in metrics},
+        fairness={
+            k: float(v)
+            for k, v in metrics.items()
+            if k.startswith(("fairness_", "slice_min_", "slice_max_"))
+        },
+        reasons=reasons,
     )
 
 

@@ -58,8 +58,12 @@ class Routing:
 
 def build_routing(config: dict[str, Any], base: Path, loaded: dict[str, ServedVersion]) -> Routing:
     versions = {}
+    # declared at deploy time (models.<name>.context): captured, never fed to the model
+    context = tuple(str(c) for c in config.get("context") or ())
     for version, rel in config["versions"].items():
-        versions[version] = loaded.get(version) or ServedVersion(version, base / rel)
+        versions[version] = loaded.get(version) or ServedVersion(
+            version, base / rel, context, str(config.get("model", ""))
+        )
     weights = {v: float(w) for v, w in config["weights"].items() if float(w) > 0}
     order = sorted(weights)
     total = 0.0
@@ -139,6 +143,7 @@ class ModelServer:
         protocol: str,
         request_id: str,
         names: list[str] | None = None,
+        context: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         feeds = served.coerce(arrays)
         start = time.perf_counter()
@@ -149,7 +154,7 @@ class ModelServer:
         if self.capture is not None:
             # the arrays themselves: the capture writer's thread converts and writes them
             self.capture.add(
-                served.version, protocol, took, feeds, outputs, request_id, served.columns
+                served.version, protocol, took, feeds, outputs, request_id, served.columns, context
             )
         return outputs
 
@@ -219,7 +224,7 @@ def create_app(config_path: Path) -> Starlette:
             served = server.routing.pick()
             parsed = mlflow_protocol.parse(raw, mime, served)
             try:
-                outputs = server.run(served, parsed.arrays, "mlflow", rid)
+                outputs = server.run(served, parsed.arrays, "mlflow", rid, None, parsed.context)
             except RequestError as err:
                 if err.status != 400:
                     raise
@@ -267,7 +272,7 @@ def create_app(config_path: Path) -> Starlette:
         # the body's id is the protocol's own; X-Request-ID serves a client that sends none
         rid = infer.id or request_id(request.headers.get(REQUEST_ID))
         try:
-            outputs = server.run(served, infer.inputs, "v2", rid, infer.outputs)
+            outputs = server.run(served, infer.inputs, "v2", rid, infer.outputs, infer.context)
         except RequestError as err:
             err.request_id = rid
             raise

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .capture_arrow import context_columns
 from .capture_store import SEGMENT_GLOB, read_stats, stream_batches
 from .request_ids import row_ids
 
@@ -103,9 +104,11 @@ def _named(prefix: str, name: str, matrix: np.ndarray) -> dict[str, np.ndarray]:
     return {f"{prefix}{name}.{j}": matrix[:, j] for j in range(matrix.shape[1])}
 
 
-def _segment_frame(path: Path, since: float | None) -> tuple[Any, list[str], list[str]] | None:
+def _segment_frame(
+    path: Path, since: float | None
+) -> tuple[Any, list[str], list[str], list[str]] | None:
     """One segment's requests at or after ``since``, one row per instance (or None), with
-    the names of its input and output columns."""
+    the names of its input, output and context columns."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -145,14 +148,21 @@ def _segment_frame(path: Path, since: float | None) -> tuple[Any, list[str], lis
     names = schema.names
     ids = table.column("request_id").to_pylist() if "request_id" in names else [None] * len(lengths)
     columns["request_id"] = row_ids(ids, lengths)
-    return pd.DataFrame(columns), list(features), list(predicted)
+    context = context_columns(table, lengths)
+    columns.update(context)
+    frame = pd.DataFrame(columns)
+    for name in context:  # numbers as numbers, where every value of the window is one
+        frame[name] = frame[name].infer_objects()
+    return frame, list(features), list(predicted), list(context)
 
 
 def capture_frame(directory: Path, since: float | None = None) -> Any:
     """Captured requests at or after ``since`` as a DataFrame, one row per instance, oldest
     first. ``attrs["inputs"]`` and ``attrs["outputs"]`` name the input and output columns
     (a column model's by their names, strings as strings; a tensor model's ``f0..fn`` and
-    ``out0..``). ``attrs["dropped"]`` counts requests not kept, by reason;
+    ``out0..``); ``attrs["context"]`` the declared context columns the requests carried
+    (captured, never fed to the model; None where a request left one out).
+    ``attrs["dropped"]`` counts requests not kept, by reason;
     ``attrs["captured"]`` the requests written to segments (what the byte cap or age
     removed is in ``dropped``)."""
     import pandas as pd
@@ -160,12 +170,14 @@ def capture_frame(directory: Path, since: float | None = None) -> Any:
     frames = []
     inputs: dict[str, None] = {}
     outputs: dict[str, None] = {}
+    context: dict[str, None] = {}
     for path in sorted(directory.glob(SEGMENT_GLOB)):
         found = _segment_frame(path, since)
         if found is not None:
             frames.append(found[0])
             inputs.update(dict.fromkeys(found[1]))
             outputs.update(dict.fromkeys(found[2]))
+            context.update(dict.fromkeys(found[3]))
     legacy = _legacy_frame(directory, since) if any(directory.glob(LEGACY_GLOB)) else None
     if legacy is not None and not legacy.empty:
         frames.insert(0, legacy)
@@ -181,6 +193,7 @@ def capture_frame(directory: Path, since: float | None = None) -> Any:
     stats = read_stats(directory)
     frame.attrs["inputs"] = list(inputs)
     frame.attrs["outputs"] = list(outputs)
+    frame.attrs["context"] = list(context)
     frame.attrs["dropped"] = stats["dropped"]
     frame.attrs["captured"] = stats["written"]
     return frame
@@ -192,6 +205,12 @@ def input_columns(frame: Any) -> list[str]:
     if names is None:
         names = [c for c in frame.columns if re.fullmatch(r"f\d+", str(c))]
     return [c for c in names if c in frame.columns]
+
+
+def context_columns_of(frame: Any) -> list[str]:
+    """The context columns of an ``inference_log()`` frame (declared per model, captured
+    beside the inputs, never fed to the model)."""
+    return [c for c in frame.attrs.get("context") or [] if c in frame.columns]
 
 
 def output_columns(frame: Any) -> list[str]:

@@ -1,6 +1,8 @@
 """One flush of captured requests as an Arrow record batch: a row per request, a column per
 input and output (``list<fixed_size_list<dtype, n>>``, one item per instance), strings as
-Arrow strings, what is neither a number nor a string as JSON text."""
+Arrow strings, what is neither a number nor a string as JSON text. A declared context
+column is ``ctx.<name>``: ``list<string>``, each instance's value as JSON text (so a
+number stays a number and a string a string) or null when the request did not send it."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ import numpy as np
 
 FORMAT = "jupyter-mlops capture 1"
 
-# (time, version, protocol, latency_ms, request_id, inputs, outputs, inputs are table columns)
-Entry = tuple[float, str, str, float, "str | None", dict[str, Any], dict[str, Any], bool]
+# (time, version, protocol, latency_ms, request_id, inputs, outputs, inputs are table columns,
+#  context columns: name -> one value per instance, None where not sent)
+Entry = tuple[
+    float, str, str, float, "str | None", dict[str, Any], dict[str, Any], bool, dict[str, Any]
+]
 
 
 # Arrays are built from their buffers: ``pyarrow.array()`` imports pandas on first use
@@ -94,5 +99,44 @@ def record_batch(entries: list[Entry]) -> Any:
                 meta[b"column"] = b"1"
             fields.append(pa.field(f"{kind}.{name}", column.type, metadata=meta))
             columns.append(column)
+    # entries of eight fields (no context) are what earlier releases queued
+    for name in entries[0][8] if len(entries[0]) > 8 else {}:
+        fields.append(pa.field(f"ctx.{name}", pa.list_(pa.string()), metadata={b"context": b"1"}))
+        columns.append(_context_column([e[8][name] for e in entries]))
     schema = pa.schema(fields, metadata={b"format": FORMAT.encode()})
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _context_column(requests: list[np.ndarray]) -> Any:
+    """One list per request, one JSON text (or null) per instance."""
+    import pyarrow as pa
+
+    offsets = np.zeros(len(requests) + 1, np.int32)
+    np.cumsum([len(r) for r in requests], out=offsets[1:])
+    texts = [None if v is None else json.dumps(v) for r in requests for v in r.tolist()]
+    return pa.ListArray.from_arrays(_numbers(offsets), _strings(texts))
+
+
+def context_columns(table: Any, lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``ctx.<name>`` columns of a capture table, one value per instance, as written
+    (str, int, float, bool or None); a request of a column with fewer values than
+    instances (none: a request before the column was declared) is padded with None."""
+    import pyarrow.compute as pc
+
+    out = {}
+    for field in table.schema:
+        if not field.name.startswith("ctx."):
+            continue
+        column = table.column(field.name)
+        sizes = pc.list_value_length(column).fill_null(0).to_numpy()
+        texts = pc.list_flatten(column).to_pylist()
+        values: list[Any] = []
+        start = 0
+        for size, want in zip(sizes.tolist(), lengths.tolist(), strict=True):
+            part = [None if t is None else json.loads(t) for t in texts[start : start + size]]
+            values.extend(part[:want] + [None] * (want - len(part)))
+            start += size
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        out[field.name[4:]] = array
+    return out

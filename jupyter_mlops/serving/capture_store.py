@@ -7,7 +7,8 @@ batches twice a second and appends them to the open segment
 ``time`` (epoch s), ``version``, ``protocol``, ``latency_ms``, ``request_id`` and, per input
 and output, a column ``in.<name>`` / ``out.<name>`` of type
 ``list<fixed_size_list<dtype, n>>`` holding the tensor in its own dtype (one list item per
-instance; the instance's shape is in the field's metadata).
+instance; the instance's shape is in the field's metadata), and per declared context column
+a column ``ctx.<name>`` (``list<string>``, one JSON value or null per instance).
 
 An IPC stream is readable up to its last complete message, so a segment being written, or
 left by a crashed server, still reads. Segments close past ``segment_bytes`` or
@@ -123,6 +124,8 @@ def _signature(entry: Entry) -> tuple[Any, ...]:
         *ins,
         "|",
         *outs,
+        "|",
+        *entry[8],
         *[(a.dtype, a.shape[1:]) for a in ins.values()],
         *[(a.dtype, a.shape[1:]) for a in outs.values()],
     )
@@ -181,16 +184,20 @@ class CaptureWriter:
         outputs: dict[str, np.ndarray],
         request_id: str | None = None,
         columns: bool = False,
+        context: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Queue one answered request; costs a lock and a list append. ``columns``: each
-        input is one column of a table (a column model), read back under its own name."""
+        input is one column of a table (a column model), read back under its own name.
+        ``context``: the declared context columns, one value per instance (None: not sent),
+        converted to text on the writer's thread."""
         if self._rate < 1.0 and self._random.random() >= self._rate:
             with self._lock:
                 self.dropped["sampled"] += 1
             return
         size = sum(a.nbytes for a in inputs.values()) + sum(a.nbytes for a in outputs.values())
         entry = (
-            time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs, columns
+            time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs, columns,
+            context or {},
         )  # fmt: skip
         with self._lock:
             if self._queued_bytes + size > self.settings.queue_bytes:

@@ -28,8 +28,9 @@ _KINDS = {"O": "strings", "U": "strings", "b": "true/false", "i": "integers", "u
           "f": "numbers"}  # fmt: skip
 
 
-def signature_columns(onnx_path: Path) -> list[str] | None:
-    """The column names of the MLflow signature beside the ONNX file (None: no column one)."""
+def signature_inputs(onnx_path: Path) -> list[Any] | None:
+    """The ``inputs`` of the MLflow signature in the ``MLmodel`` beside the ONNX file, as
+    MLflow wrote them (a list of ``{"type", "name", ...}``); None without a readable one."""
     import yaml
 
     try:
@@ -37,7 +38,13 @@ def signature_columns(onnx_path: Path) -> list[str] | None:
         inputs = json.loads(meta["signature"]["inputs"])
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
         return None
-    if not isinstance(inputs, list) or not all(
+    return inputs if isinstance(inputs, list) else None
+
+
+def signature_columns(onnx_path: Path) -> list[str] | None:
+    """The column names of the MLflow signature beside the ONNX file (None: no column one)."""
+    inputs = signature_inputs(onnx_path)
+    if inputs is None or not all(
         isinstance(i, dict) and i.get("type") != "tensor" and "name" in i for i in inputs
     ):
         return None
@@ -187,16 +194,19 @@ def _unbox(spec: TensorSpec, values: np.ndarray, want: np.dtype[Any]) -> np.ndar
     return floats
 
 
-def _check_names(served_inputs: list[TensorSpec], given: list[Any]) -> None:
+def _check_names(
+    served_inputs: list[TensorSpec], given: list[Any], context: tuple[str, ...] = ()
+) -> None:
     """MLflow's words for missing columns; extra ones are refused too (MLflow drops them),
-    so a misspelt optional feature is never served silently."""
+    so a misspelt optional feature is never served silently. Declared ``context`` columns
+    are neither extra nor required."""
     names = [s.name for s in served_inputs]
     strings = [str(g) for g in given]
     if len(set(strings)) != len(strings):
         twice = next(s for s in strings if strings.count(s) > 1)
         raise RequestError(400, f"{_NOT_COMPATIBLE} Column {twice!r} is given twice.", SCHEMA_ERROR)
     missing = [n for n in names if n not in strings]
-    extra = [g for g, s in zip(given, strings, strict=True) if s not in names]
+    extra = [g for g, s in zip(given, strings, strict=True) if s not in names and s not in context]
     if not missing and not extra:
         return
     if missing:
@@ -208,11 +218,13 @@ def _check_names(served_inputs: list[TensorSpec], given: list[Any]) -> None:
     raise RequestError(400, f"{text} The model takes the columns {names}.", SCHEMA_ERROR)
 
 
-def from_frame(frame: Any, served_inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
-    """A pandas table as one tensor per column input."""
+def from_frame(
+    frame: Any, served_inputs: list[TensorSpec], context: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
+    """A pandas table as one tensor per column input (its ``context`` columns left out)."""
     import pandas as pd
 
-    _check_names(served_inputs, list(frame.columns))
+    _check_names(served_inputs, list(frame.columns), context)
     # by the label's text: a CSV or JSON column "0" and a Parquet column 0 are one name
     position = {str(label): i for i, label in enumerate(frame.columns)}
     out = {}
@@ -240,9 +252,11 @@ def _values(spec: TensorSpec, value: Any) -> np.ndarray:
     return out
 
 
-def from_columns(value: dict[str, Any], served_inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
+def from_columns(
+    value: dict[str, Any], served_inputs: list[TensorSpec], context: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
     """``{"inputs": {"city": [...], "age": [...]}}``: each key a column, each value its rows."""
-    _check_names(served_inputs, list(value))
+    _check_names(served_inputs, list(value), context)
     out = {s.name: column_tensor(s, _values(s, value[s.name])) for s in served_inputs}
     sizes = {name: len(a) for name, a in out.items()}
     if len(set(sizes.values())) > 1:
@@ -250,7 +264,9 @@ def from_columns(value: dict[str, Any], served_inputs: list[TensorSpec]) -> dict
     return out
 
 
-def from_records(rows: list[Any], served_inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
+def from_records(
+    rows: list[Any], served_inputs: list[TensorSpec], context: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
     """``[{"city": ..., "age": ...}, ...]``: a key a row leaves out is a missing value."""
     names = [s.name for s in served_inputs]
     seen: dict[str, None] = {}
@@ -258,12 +274,100 @@ def from_records(rows: list[Any], served_inputs: list[TensorSpec]) -> dict[str, 
         if not isinstance(row, dict):
             raise RequestError(400, f"row {i} is not an object of columns {names}")
         seen.update(dict.fromkeys(row))
-    extra = [k for k in seen if k not in names]
+    extra = [k for k in seen if k not in names and k not in context]
     missing = [n for n in names if n not in seen]
     if extra or (missing and rows):
-        _check_names(served_inputs, list(seen))
+        _check_names(served_inputs, list(seen), context)
     columns = {n: [row.get(n) for row in rows] for n in names}
     return from_columns(columns, served_inputs)
+
+
+# -- context columns: captured with the request, never fed to the model -------------------
+def check_context(context: tuple[str, ...], inputs: list[TensorSpec], model: str) -> None:
+    """A context column must not be one of the model's inputs (it would never reach it)."""
+    clash = [c for c in context if c in {s.name for s in inputs}]
+    if clash:
+        raise ContextError(
+            f"context column {clash[0]!r} of model {model!r} (models.{model}.context in "
+            f"mlops.yaml) is also an input of the model: the model takes "
+            f"{[s.name for s in inputs]}; a context column is captured, never fed to it, so "
+            "remove it from models.<name>.context"
+        )
+
+
+class ContextError(ValueError):
+    """Context columns declared for a model that cannot be served as declared."""
+
+
+def context_values(name: str, values: Any, rows: int) -> np.ndarray:
+    """One context column's values (a list, or one value for every row) as an object array
+    of str, int, float, bool or None (a NaN is None); a 400 naming the column and row of a
+    value of another type."""
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        values = [values] * rows
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
+        if isinstance(v, list) and len(v) == 1:
+            v = v[0]  # a column of one-element rows, as ``inputs`` columns may be sent
+        if isinstance(v, np.generic):
+            v = v.item()
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out[i] = None
+        elif isinstance(v, (str, bool, int, float)):
+            out[i] = v
+        else:
+            shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+            raise RequestError(
+                400, f"context column {name!r}: row {i} is {shown} ({type(v).__name__}); a "
+                "context value must be a string, a number, true/false or null",
+            )  # fmt: skip
+    if len(out) != rows:
+        raise RequestError(
+            400, f"context column {name!r} has {len(out)} rows and the inputs have {rows}"
+        )
+    return out
+
+
+def _frame_values(series: Any) -> list[Any]:
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype) or series.dtype == object:
+        return list(series.astype(object).where(series.notna(), None))
+    return list(series.to_numpy())
+
+
+def context_of_frame(frame: Any, context: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The declared context columns of a table; one it lacks is all null."""
+    position = {str(label): i for i, label in enumerate(frame.columns)}
+    rows = len(frame)
+    out = {}
+    for name in context:
+        if name in position:
+            out[name] = context_values(name, _frame_values(frame.iloc[:, position[name]]), rows)
+        else:
+            out[name] = np.full(rows, None, dtype=object)
+    return out
+
+
+def context_of_columns(
+    value: dict[str, Any], context: tuple[str, ...], rows: int
+) -> dict[str, np.ndarray]:
+    """``{"inputs": {column: [...]}}``'s context columns; one it lacks is all null."""
+    return {
+        name: context_values(name, value[name], rows)
+        if name in value
+        else np.full(rows, None, dtype=object)
+        for name in context
+    }
+
+
+def context_of_records(rows: list[Any], context: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Records' context columns: a key a row leaves out is null."""
+    return {
+        name: context_values(name, [r.get(name) if isinstance(r, dict) else None for r in rows],
+                             len(rows))
+        for name in context
+    }  # fmt: skip
 
 
 def records(outputs: dict[str, np.ndarray], class_labels: dict[str, list[Any]]) -> list[Any]:

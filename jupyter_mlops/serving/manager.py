@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .._process import stop_process
-from ..config import Settings, load_settings, serving_settings
+from ..config import Settings, load_settings, model_settings, serving_settings
 from ..exceptions import MlopsError, NotFoundError
 from .config_file import open_private, private_dir, read_config, write_config, write_private
 from .follow import download_version
@@ -262,6 +262,7 @@ def deploy(
         "token": token,
         "capture_dir": str(settings.state_dir / "inference" / deployment_id) if capture else None,
         "capture": capture_config.to_dict(),
+        "context": list(model_settings(settings, model).context),
         "follow": (
             {
                 "alias": alias,

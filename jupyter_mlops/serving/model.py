@@ -112,18 +112,10 @@ def check_shape(spec: TensorSpec, shape: tuple[int, ...] | list[int], what: str)
 def tensor_signature(onnx_path: Path) -> bool | None:
     """The MLflow signature beside the ONNX file: None without one (or one of columns),
     True for named tensors, False for one unnamed tensor (what ``package()`` logs)."""
-    import json
+    from .columns import signature_inputs
 
-    import yaml
-
-    try:
-        meta = yaml.safe_load((onnx_path.parent / "MLmodel").read_text(encoding="utf-8"))
-        inputs = json.loads(meta["signature"]["inputs"])
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return None
-    if not isinstance(inputs, list) or not all(
-        isinstance(i, dict) and i.get("type") == "tensor" for i in inputs
-    ):
+    inputs = signature_inputs(onnx_path)
+    if inputs is None or not all(isinstance(i, dict) and i.get("type") == "tensor" for i in inputs):
         return None
     return all("name" in i for i in inputs)
 
@@ -131,7 +123,9 @@ def tensor_signature(onnx_path: Path) -> bool | None:
 class ServedVersion:
     """A model version ready to answer requests."""
 
-    def __init__(self, version: str, path: Path):
+    def __init__(
+        self, version: str, path: Path, context: tuple[str, ...] = (), model_name: str = ""
+    ):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -158,6 +152,11 @@ class ServedVersion:
 
         #: one input per table column: requests name columns, answers are one record per row
         self.columns = is_column_model(self.inputs, path)
+        from .columns import check_context
+
+        check_context(context, self.inputs, model_name)
+        #: columns a request may carry beside the inputs: captured, never fed to the model
+        self.context = context
 
     def coerce(self, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
         """Check names, dtypes and shapes against the signature; arrays ready for the session."""

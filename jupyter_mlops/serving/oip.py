@@ -31,6 +31,8 @@ class InferRequest:
     outputs: list[str] | None
     binary: dict[str, bool] = field(default_factory=dict)
     binary_default: bool = False
+    #: the declared context columns sent as inputs (one value per row, None where not sent)
+    context: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -81,6 +83,7 @@ def parse_infer(
         raise RequestError(400, "the inference request needs an 'inputs' list")
     specs = {s.name: s for s in served.inputs}
     arrays: dict[str, np.ndarray] = {}
+    context: dict[str, np.ndarray] = {}
     offset = 0
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -89,6 +92,14 @@ def parse_infer(
         if not isinstance(name, str):
             raise RequestError(400, f"inputs[{i}] needs a 'name' string")
         spec = specs.get(name)
+        if spec is None and name in served.context:
+            if name in context:
+                raise RequestError(400, f"context input {name!r} is given twice")
+            array, size = _tensor(item, _context_spec(item, name), binary, offset,
+                                  header_length is not None)  # fmt: skip
+            offset += size
+            context[name] = array
+            continue
         if spec is None:
             raise RequestError(
                 400, f"unexpected inference input {name!r} for model {model!r}; "
@@ -113,6 +124,9 @@ def parse_infer(
     request = InferRequest(
         request_id, arrays, None, binary_default=_flag(params, "binary_data_output", "request")
     )
+    if served.context:
+        rows = next(iter(arrays.values())).shape[0] if arrays else 0
+        request.context = _context_columns(context, served.context, rows)
     _requested_outputs(body.get("outputs"), served, model, request)
     return request
 
@@ -150,6 +164,33 @@ def _tensor(
     if "data" not in item:
         raise RequestError(400, f"input {name!r} needs 'data' (or binary_data_size)")
     return _from_json(item["data"], spec, shape, count), 0
+
+
+def _context_spec(item: dict[str, Any], name: str) -> TensorSpec:
+    """A context column sent as an input: ``[batch]`` or ``[batch, 1]`` of any datatype."""
+    datatype = item.get("datatype")
+    dtype = np.object_ if datatype == "BYTES" else _NUMPY.get(str(datatype))
+    if dtype is None:
+        raise RequestError(
+            400, f"context input {name!r}: datatype {datatype!r} is none of the protocol's "
+            f"({', '.join(sorted(set(V2_TYPES.values())))})",
+        )  # fmt: skip
+    shape = item.get("shape")
+    rank = len(shape) if isinstance(shape, list) else 1
+    return TensorSpec(name, dtype, [None, 1] if rank == 2 else [None])
+
+
+def _context_columns(
+    sent: dict[str, np.ndarray], declared: tuple[str, ...], rows: int
+) -> dict[str, np.ndarray]:
+    from .columns import context_values
+
+    return {
+        name: context_values(name, sent[name].reshape(-1).tolist(), rows)
+        if name in sent
+        else np.full(rows, None, dtype=object)
+        for name in declared
+    }
 
 
 def _from_bytes(chunk: bytes, spec: TensorSpec, shape: list[int], count: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -88,6 +88,8 @@ class Parsed:
     arrays: dict[str, Any]
     #: a table in: MLflow answers records
     frame: bool
+    #: the declared context columns (each one value per row, None where not sent)
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 def parse(raw: bytes, mime: str, served: ServedVersion) -> Parsed:
@@ -117,11 +119,11 @@ def parse(raw: bytes, mime: str, served: ServedVersion) -> Parsed:
     key = present[0]
     value = body[key]
     if served.columns:
-        return Parsed(_columns(value, key, served), frame=True)
+        return _columns(value, key, served)
     if key in ("inputs", "instances"):
         return Parsed(_tensors(value, key, served), frame=False)
     # under a tensor signature MLflow turns the table into that tensor before predicting
-    return Parsed(_table(_frame(value, key), served), frame=served.signature is None)
+    return _table(_frame(value, key), served)
 
 
 def _tensors(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
@@ -158,14 +160,18 @@ def _tensors(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
     return {served.inputs[0].name: array}
 
 
-def _columns(value: Any, key: str, served: ServedVersion) -> dict[str, Any]:
+def _columns(value: Any, key: str, served: ServedVersion) -> Parsed:
     """A column model's request: a table, records, or (``inputs``) an object of columns."""
+    context = served.context
     if key in ("dataframe_split", "dataframe_records"):
-        return columns.from_frame(_frame(value, key), served.inputs)
+        return _table(_frame(value, key), served)
     if isinstance(value, dict) and key == "inputs":
-        return columns.from_columns(value, served.inputs)
+        arrays = columns.from_columns(value, served.inputs, context)
+        rows = len(next(iter(arrays.values()))) if arrays else 0
+        return Parsed(arrays, True, columns.context_of_columns(value, context, rows))
     if isinstance(value, list) and all(isinstance(row, dict) for row in value):
-        return columns.from_records(value, served.inputs)
+        arrays = columns.from_records(value, served.inputs, context)
+        return Parsed(arrays, True, columns.context_of_records(value, context))
     if isinstance(value, list) and value and isinstance(value[0], list):
         # rows without names: what MLflow says of them (their positions are no columns)
         columns.from_records([dict(enumerate(value[0]))], served.inputs)
@@ -226,7 +232,7 @@ def _csv(raw: bytes, served: ServedVersion) -> Parsed:
             "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
             f"method. Error: '{err}'",
         ) from None
-    return Parsed(_table(frame, served), frame=served.signature is None)
+    return _table(frame, served)
 
 
 def _parquet(raw: bytes, served: ServedVersion) -> Parsed:
@@ -241,13 +247,22 @@ def _parquet(raw: bytes, served: ServedVersion) -> Parsed:
             "Parquet Pandas DataFrame produced using the `pandas.DataFrame.to_parquet()` "
             f"method. Error: '{err}'",
         ) from None
-    return Parsed(_table(frame, served), frame=served.signature is None)
+    return _table(frame, served)
 
 
-def _table(frame: Any, served: ServedVersion) -> dict[str, Any]:
-    """MLflow's ONNX flavour: one input takes the whole table, several take a column each."""
+def _table(frame: Any, served: ServedVersion) -> Parsed:
+    """A table's inputs and its context columns (captured, not fed to the model)."""
     if served.columns:
-        return columns.from_frame(frame, served.inputs)
+        arrays = columns.from_frame(frame, served.inputs, served.context)
+    else:
+        kept = [c for c in frame.columns if str(c) not in served.context]
+        arrays = _tensor_table(frame[kept] if served.context else frame, served)
+    context = columns.context_of_frame(frame, served.context) if served.context else {}
+    return Parsed(arrays, served.columns or served.signature is None, context)
+
+
+def _tensor_table(frame: Any, served: ServedVersion) -> dict[str, Any]:
+    """MLflow's ONNX flavour: one input takes the whole table, several take a column each."""
     if len(served.inputs) == 1:
         values = frame.to_numpy()
         if values.dtype == object:
