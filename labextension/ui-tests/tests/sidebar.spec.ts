@@ -128,7 +128,7 @@ test.describe('MLOps sidebar', () => {
     );
     await expect(champion).toHaveText('v1');
     await expect(digits.locator('[data-version="1"]')).toContainText(
-      'gates @champion: passed'
+      '@champion: gates passed'
     );
     await shoot(models, 'section-models', testInfo);
 
