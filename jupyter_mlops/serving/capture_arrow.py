@@ -99,7 +99,7 @@ def record_batch(entries: list[Entry]) -> Any:
                 meta[b"column"] = b"1"
             fields.append(pa.field(f"{kind}.{name}", column.type, metadata=meta))
             columns.append(column)
-    # entries of eight fields (no context) are what earlier releases queued
+    # an entry of eight fields carries no context columns
     for name in entries[0][8] if len(entries[0]) > 8 else {}:
         fields.append(pa.field(f"ctx.{name}", pa.list_(pa.string()), metadata={b"context": b"1"}))
         columns.append(_context_column([e[8][name] for e in entries]))
