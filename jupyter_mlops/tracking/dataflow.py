@@ -212,17 +212,8 @@ class _Scope(ast.NodeVisitor):
         self._nested(_class_scope(node), node.name)
 
     def _comprehension(self, node: ast.AST, elts: list[ast.expr]) -> None:
-        gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
-        self.visit(gens[0].iter)  # evaluated in the enclosing scope
-        inner = _Scope()
-        for i, gen in enumerate(gens):
-            if i:
-                inner.visit(gen.iter)
-            inner.visit(gen.target)
-            for cond in gen.ifs:
-                inner.visit(cond)
-        for elt in elts:
-            inner.visit(elt)
+        self.visit(node.generators[0].iter)  # type: ignore[attr-defined]  # the enclosing scope's
+        inner = _comprehension_scope(node, elts)
         free, stores = inner.free()
         self.nested_free.update(dict.fromkeys(free))
         self.global_stores.update(dict.fromkeys(stores))
@@ -266,6 +257,21 @@ def _function_scope(args: ast.arguments, body: list[ast.stmt] | list[ast.expr]) 
     for stmt in body:
         scope.visit(stmt)
     return scope
+
+
+def _comprehension_scope(node: ast.AST, elts: list[ast.expr]) -> _Scope:
+    """A comprehension's own scope; its first iterable is evaluated outside it."""
+    gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
+    inner = _Scope()
+    for i, gen in enumerate(gens):
+        if i:
+            inner.visit(gen.iter)
+        inner.visit(gen.target)
+        for cond in gen.ifs:
+            inner.visit(cond)
+    for elt in elts:
+        inner.visit(elt)
+    return inner
 
 
 def _class_scope(node: ast.ClassDef) -> _Scope:
@@ -440,17 +446,8 @@ class _CellVisitor(_Scope):
             self._store(name)
 
     def _comprehension(self, node: ast.AST, elts: list[ast.expr]) -> None:
-        gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
-        self.visit(gens[0].iter)
-        inner = _Scope()
-        for i, gen in enumerate(gens):
-            if i:
-                inner.visit(gen.iter)
-            inner.visit(gen.target)
-            for cond in gen.ifs:
-                inner.visit(cond)
-        for elt in elts:
-            inner.visit(elt)
+        self.visit(node.generators[0].iter)  # type: ignore[attr-defined]
+        inner = _comprehension_scope(node, elts)
         walrus = _walruses(node)
         self._nested(inner, None)
         for name in walrus:
