@@ -29,9 +29,10 @@ system-deps:
 	bash scripts/system-deps.sh
 
 # most tests wait on kernels and servers, so three workers keep two cores busy; a file's
-# tests stay on one worker, where its module fixtures were made
+# tests stay on one worker, where its module fixtures were made; the slowest are listed, since
+# they bound the wall time
 test: lint system-deps
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=15
 	bash scripts/team-tests.sh -n 2 --dist loadfile
 	bash scripts/ui-tests.sh
 
