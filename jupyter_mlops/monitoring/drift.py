@@ -97,59 +97,17 @@ class DriftReport:
             notes.append("skipped: " + ", ".join(f"{k} ({v})" for k, v in self.skipped.items()))
         return text + ("\n" + "\n".join(notes) if notes else "")
 
-    def figure(self, max_columns: int = 4) -> Any:
-        """Scores against thresholds, and reference vs current for the drifted columns."""
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
+    def figure(self, max_columns: int = 4, *, titled: bool = True) -> Any:
+        """Scores against thresholds (most drifted first), and reference vs current for the
+        ``max_columns`` most drifted columns; the verdict as title unless ``titled=False``."""
+        from .drift_figure import drift_figure
 
-        shown = [c for c in self.columns if c.drifted][:max_columns]
-        rows = 1 + (1 if shown else 0)
-        fig = make_subplots(
-            rows=rows,
-            cols=max(1, len(shown)),
-            specs=[[{"colspan": max(1, len(shown))}] + [None] * (max(1, len(shown)) - 1)]
-            + ([[{} for _ in shown]] if shown else []),
-            subplot_titles=["drift score / threshold per column"] + [c.column for c in shown],
-            vertical_spacing=0.18,
+        return drift_figure(
+            self.to_dict()["columns"],
+            self._frames,
+            title=self.verdict().splitlines()[0] if titled else None,
+            top=max_columns,
         )
-        ratio = [_strength(c) for c in self.columns]
-        fig.add_trace(
-            go.Bar(
-                x=[c.column for c in self.columns],
-                y=ratio,
-                marker_color=["#d62728" if c.drifted else "#1f77b4" for c in self.columns],
-                hovertext=[f"{c.method}: {c.score:.4g} vs {c.threshold:g}" for c in self.columns],
-                name="score / threshold",
-                showlegend=False,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_hline(y=1.0, line_dash="dash", line_color="gray", row=1, col=1)
-        if shown and self._frames is not None:
-            ref, cur = self._frames
-            for i, c in enumerate(shown, start=1):
-                for frame, label, color in (
-                    (ref, "reference", "#1f77b4"),
-                    (cur, "current", "#d62728"),
-                ):
-                    fig.add_trace(
-                        go.Histogram(
-                            x=frame[c.column].dropna().to_numpy()[:20_000],
-                            name=label,
-                            marker_color=color,
-                            opacity=0.55,
-                            histnorm="probability",
-                            showlegend=i == 1,
-                        ),
-                        row=2,
-                        col=i,
-                    )
-            fig.update_layout(barmode="overlay")
-        fig.update_layout(
-            title=self.verdict().splitlines()[0], height=320 * rows, margin={"t": 70, "b": 40}
-        )
-        return fig
 
     def save_html(self, path: str | Path) -> Path:
         """Evidently's full data drift report (several MB) for the record."""

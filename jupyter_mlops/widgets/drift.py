@@ -11,10 +11,10 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..monitoring.drift import DriftReport
+from ..monitoring.drift_figure import by_drift, drift_figure
 from ..monitoring.sources import DriftSource, drift_between, list_sources
 from ..serving.manager import deployments
 from ._context import PanelContext, choose, row
-from ._drift_figure import by_drift, drift_figure
 from ._figure import FigureView
 from ._html import table
 from ._worker import Worker
@@ -147,7 +147,7 @@ class DriftTab:
             columns = report.to_dict()["columns"]
             self._show_columns(columns)
             # no title: the verdict stands right above the chart
-            self.figure.show(drift_figure(columns, getattr(report, "_frames", None)))
+            self.figure.show(report.figure(titled=False))
             return (
                 f"{reference.label} ({report.reference_rows} rows) vs "
                 f"{current.label} ({report.current_rows} rows)"

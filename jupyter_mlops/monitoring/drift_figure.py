@@ -1,5 +1,6 @@
-"""The Drift tab's chart: every column's drift on a log scale, most drifted first, and
-reference vs current histograms of the most drifted columns.
+"""The drift chart of a report, a monitor run and the panel's Drift tab: every column's
+drift on a log scale, most drifted first, and reference vs current histograms of the most
+drifted columns.
 
 A log scale because one column far past its threshold (a ratio of 50) would otherwise
 flatten every other bar against the axis; the ratio 1 (the threshold) stays a straight line.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..monitoring.drift import ColumnDrift, _strength
+from .drift import ColumnDrift, _strength
 
 #: how many of the most drifted columns get a histogram
 TOP_HISTOGRAMS = 4
@@ -40,7 +41,7 @@ def drift_figure(
     """Bars of score / threshold per column (log y), then histograms of the ``top`` most
     drifted columns when the reference and current tables are at hand.
 
-    >>> drift_figure(report.to_dict()["columns"], report._frames)  # doctest: +SKIP
+    ``DriftReport.figure()`` passes its tables; a stored monitor run has only the columns.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
