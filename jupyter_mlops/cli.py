@@ -457,6 +457,34 @@ audit.help = help_text.AUDIT
 
 
 @main.command()
+@click.argument("spec", metavar="MODEL@ALIAS|MODEL/VERSION|models:/...|runs:/...")
+@click.option("--data", required=True, metavar="FILE.csv|FILE.parquet", help=help_text.EVAL_DATA)
+@click.option("--target", required=True, metavar="COLUMN", help=help_text.EVAL_TARGET)
+@click.option("--slices", default=None, metavar="COL1,COL2", help=help_text.EVAL_SLICES)
+@click.option("--experiment", default=None, metavar="NAME", help=help_text.EVAL_EXPERIMENT)
+@_errors_to_exit
+@_needs_store
+def evaluate(spec: str, data: str, target: str, slices: str | None, experiment: str | None) -> None:
+    from .analysis.evaluate import evaluate as run_evaluation
+    from .analysis.inputs import columns, describe, model_uri, read_data
+
+    settings = load_settings()
+    uri = model_uri(spec)
+    result = run_evaluation(
+        uri,
+        read_data(data, settings),
+        target=target,
+        slices=columns(slices),
+        experiment=experiment,
+        settings=settings,
+    )
+    click.echo(describe(result, settings))
+
+
+evaluate.help = help_text.EVALUATE
+
+
+@main.command()
 @click.argument("deployment")
 @click.argument("file", metavar="FILE.csv|FILE.parquet", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -63,6 +63,15 @@ AUDIT = (
     "source, datasets, git commit and environment, gate verdicts, alias moves, monitoring, "
     "explanations and fairness; --request ID starts from one captured prediction."
 )
+EVALUATE = (
+    "Evaluate a registered model (MODEL@ALIAS, MODEL/VERSION or a models:/ or runs:/ URI) on "
+    "labelled data: MLflow's metrics, curves, per-slice metrics and fairness disparities, "
+    "feature attributions, logged as one evaluation run with an evaluation.html page."
+)
+EVAL_DATA = "Labelled data inside the project: a .csv or .parquet file."
+EVAL_TARGET = "The column holding the true labels (or values)."
+EVAL_SLICES = "Columns whose groups get their own metrics (default: mlops.yaml's slices)."
+EVAL_EXPERIMENT = "Experiment of the evaluation run (default: interactive)."
 AUDIT_OUT = "Directory inside the project for the report (default: audits/)."
 AUDIT_REQUEST = "Audit the version that answered this request id (its x-request-id)."
 LABELS = (

@@ -25,6 +25,7 @@ USAGE = (
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
     "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,drift REF CUR,"
     "monitor DEPLOYMENT [--window 1h],alerts,audit SPEC [--out DIR] [--request ID],"
+    "evaluate SPEC --data FILE|VAR --target COL [--slices a,b] [--experiment NAME],"
     "panel [--tab T],help}"
 )
 
@@ -126,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("spec", nargs="?")
     aud.add_argument("--out", default=None)
     aud.add_argument("--request", default=None)
+    ev = sub.add_parser("evaluate", help=help_text.EVALUATE, add_help=False)
+    ev.add_argument("spec")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--target", required=True)
+    ev.add_argument("--slices", default=None)
+    ev.add_argument("--experiment", default=None)
     pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
     pipes.add_argument("-n", type=int, default=10, metavar="N")
     panel = sub.add_parser("panel", help=help_text.PANEL, add_help=False)
@@ -162,6 +169,7 @@ def help_message() -> str:
         ("monitor ID", help_text.MONITOR),
         ("alerts", help_text.ALERTS),
         ("audit SPEC", help_text.AUDIT),
+        ("evaluate SPEC", help_text.EVALUATE),
         ("panel", help_text.PANEL),
         ("%%mlops skip", help_text.SKIP),
     ):
@@ -339,6 +347,27 @@ def _serving_text(args: argparse.Namespace) -> str:
     return f"stopped {d.id} (captured traffic kept in .mlops/inference/{d.id})"
 
 
+def _evaluate_text(args: argparse.Namespace, namespace: dict[str, Any] | None) -> str:
+    """``--data`` names a DataFrame of the notebook, else a file inside the project."""
+    from .analysis.evaluate import evaluate
+    from .analysis.inputs import columns, describe, model_uri, read_data
+    from .config import load_settings
+
+    settings = load_settings()
+    uri = model_uri(args.spec)
+    found = (namespace or {}).get(args.data)
+    data = found if hasattr(found, "columns") else read_data(args.data, settings)
+    result = evaluate(
+        uri,
+        data,
+        target=args.target,
+        slices=columns(args.slices),
+        experiment=args.experiment,
+        settings=settings,
+    )
+    return describe(result, settings)
+
+
 def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
     """Execute one ``%mlops`` line; the text to show. Raises MlopsError on bad input.
 
@@ -399,6 +428,8 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         from .audit import audit
 
         return audit(args.spec, out=args.out, request=args.request).summary()
+    if command == "evaluate":
+        return _evaluate_text(args, namespace)
     if command in ("deploy", "deployments", "traffic", "switch", "undeploy"):
         return _serving_text(args)
     if command in ("package", "register", "promote", "rollback", "models"):

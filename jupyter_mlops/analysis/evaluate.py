@@ -82,6 +82,7 @@ def evaluate(
     name: str | None = None,
     explain: bool = True,
     explain_rows: int = EXPLAIN_ROWS,
+    experiment: str | None = None,
     settings: Settings | None = None,
 ) -> EvaluationResult:
     """Evaluate a packaged model (or a torch module) on labelled ``data``; log one run.
@@ -93,6 +94,8 @@ def evaluate(
     their own metrics and fairness disparities. The features are the model's own columns
     for a table model, else every other column but the context columns mlops.yaml names
     (or ``features``). ``explain_rows`` bounds the rows attributions are computed for.
+    ``experiment`` names the experiment of the evaluation run (default: the running step's,
+    this kernel's session's, or ``interactive``).
 
     >>> result = jupyter_mlops.evaluate(packaged, test, target="label")  # doctest: +SKIP
     >>> result.metrics["accuracy_score"], result.fairness  # doctest: +SKIP
@@ -121,7 +124,7 @@ def evaluate(
     y = data[target].to_numpy()
     scores = interpret(scorer.run(X), y, model_type)
     return _record(settings, scorer, name, data, X, y, target, slice_columns, scores, explain,
-                   explain_rows)  # fmt: skip
+                   explain_rows, experiment)  # fmt: skip
 
 
 def _names(columns: Any, limit: int = 20) -> str:
@@ -182,7 +185,9 @@ def _quiet_mlflow() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _run_tags(settings: Settings, scorer: Scorer, name: str | None) -> tuple[str, dict[str, str]]:
+def _run_tags(
+    settings: Settings, scorer: Scorer, name: str | None, experiment: str | None = None
+) -> tuple[str, dict[str, str]]:
     from ..packaging.lineage import lineage_of
 
     lineage = lineage_of(settings)
@@ -203,6 +208,8 @@ def _run_tags(settings: Settings, scorer: Scorer, name: str | None) -> tuple[str
     if lineage.notebook:
         tags["mlflow.source.name"] = lineage.notebook
         tags["mlflow.source.type"] = "NOTEBOOK"
+    if experiment:
+        return store.get_or_create_experiment(settings, experiment), tags
     return lineage.experiment_id, tags
 
 
@@ -218,12 +225,13 @@ def _record(
     scores: Scores,
     explain: bool,
     explain_rows: int,
+    experiment: str | None = None,
 ) -> EvaluationResult:
     import mlflow
 
     client = store.client(settings)
     store.use_fluent(settings)
-    experiment_id, tags = _run_tags(settings, scorer, name)
+    experiment_id, tags = _run_tags(settings, scorer, name, experiment)
     label = f"evaluate {name or scorer.flavor}"
     run_id = client.create_run(experiment_id, tags=tags, run_name=label).info.run_id
     try:
