@@ -255,6 +255,28 @@ class AlertsHandler(MlopsHandler):
         self.reply({"alerts": found, "count": len(found)})
 
 
+class AuditHandler(MlopsHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        from ..audit import audit
+
+        body = self.body()
+        spec = self.field(body, "model", str)
+        request = self.field(body, "request", str, None)
+        if request is not None and not request.strip():
+            raise bad_request("field 'request' is empty: give the x-request-id a server answered")
+        settings = self.project()
+        report = await self.call(audit, spec, request=request, settings=settings)
+        self.reply(
+            {
+                "html": settings.relative(report.html),
+                "markdown": settings.relative(report.markdown),
+                "model": report.facts.model,
+                "version": report.facts.version,
+            }
+        )
+
+
 class UnknownRouteHandler(MlopsHandler):
     @web.authenticated
     def prepare_unknown(self) -> None:
@@ -279,6 +301,7 @@ ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     (f"deployments/{_NAME % 'deployment_id'}/traffic", TrafficHandler),
     (f"monitor/{_NAME % 'deployment_id'}", MonitorHandler),
     ("alerts", AlertsHandler),
+    ("audit", AuditHandler),
 ]
 
 

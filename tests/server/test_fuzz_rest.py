@@ -29,6 +29,7 @@ WRITE_ROUTES = [
     ("DELETE", "deployments/{id}", []),
     ("PUT", "deployments/nope/traffic", ["weights"]),
     ("POST", "monitor/nope", ["window", "act"]),
+    ("POST", "audit", ["model", "request"]),
 ]
 PER_ROUTE = 160
 
