@@ -355,8 +355,22 @@ def _evaluate_text(args: argparse.Namespace, namespace: dict[str, Any] | None) -
 
     settings = load_settings()
     uri = model_uri(args.spec)
-    found = (namespace or {}).get(args.data)
-    data = found if hasattr(found, "columns") else read_data(args.data, settings)
+    namespace = namespace or {}
+    if args.data in namespace:
+        data = namespace[args.data]
+        if not hasattr(data, "columns"):
+            raise UsageError(
+                f"%mlops evaluate: {args.data!r} is a {type(data).__name__}, not a DataFrame",
+                USAGE,
+            )
+    elif args.data.isidentifier():  # a name, not a file name: a variable that is missing
+        raise UsageError(
+            f"%mlops evaluate: no variable {args.data!r} in this notebook (--data takes a "
+            "DataFrame's name or a .csv or .parquet file)",
+            USAGE,
+        )
+    else:
+        data = read_data(args.data, settings)
     result = evaluate(
         uri,
         data,

@@ -116,6 +116,20 @@ def test_a_bad_input_is_named_by_both_doors(
         assert isinstance(err.value, NotFoundError)
 
 
+def test_the_magic_names_a_missing_or_wrong_variable(registered: Cancer) -> None:
+    with pytest.raises(MlopsError) as err:
+        run_line("evaluate cancer/1 --data test_df --target target", {"df": registered.table})
+    assert str(err.value).startswith(
+        "%mlops evaluate: no variable 'test_df' in this notebook (--data takes a DataFrame's "
+        "name or a .csv or .parquet file)\nusage: %mlops {"
+    )
+    with pytest.raises(MlopsError) as err:
+        run_line("evaluate cancer/1 --data rows --target target", {"rows": [[1, 2]]})
+    assert str(err.value).startswith(
+        "%mlops evaluate: 'rows' is a list, not a DataFrame\nusage: %mlops {"
+    )
+
+
 def test_the_magic_names_a_missing_argument() -> None:
     with pytest.raises(MlopsError) as err:
         run_line("evaluate cancer/1 --data data.csv")

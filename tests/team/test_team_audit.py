@@ -13,6 +13,7 @@ from sklearn.datasets import load_iris
 
 from jupyter_mlops import store
 from jupyter_mlops.analysis.evaluate import evaluate
+from jupyter_mlops.analysis.inputs import describe
 from jupyter_mlops.audit import audit
 from tests.conftest import (
     TEAM_SERVER,
@@ -56,6 +57,12 @@ def test_an_audit_traces_a_version_on_the_store_back_to_its_training_run(
     evaluated = evaluate(f"models:/{name}/1", data, slices=["region"], explain=False,
                          settings=settings)  # fmt: skip
     package_run = store.client(settings).get_model_version(name, "1").run_id
+    [page] = [line for line in describe(evaluated, settings).splitlines() if "report: " in line]
+    if TEAM_SERVER:  # the server holds the artifacts: the page is named by its URI
+        assert page.startswith("  report: mlflow-artifacts:/"), page
+    else:
+        assert (project / page.removeprefix("  report: ")).is_file(), page
+    assert page.endswith(f"{evaluated.run_id}/artifacts/evaluation.html"), page
 
     report = audit(f"{name}/1", settings=settings)
 
