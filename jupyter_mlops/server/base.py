@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -142,8 +143,24 @@ class MlopsHandler(APIHandler):
 
     # -- output -----------------------------------------------------------------------------
     def reply(self, value: Any, status: int = 200) -> None:
+        """``value`` as JSON. A GET answer carries an ETag of its body, so a poller that sends
+        it back (``If-None-Match``) gets an empty 304 while nothing changed."""
+        body = json.dumps(to_json(value))
+        etag = f'"{hashlib.sha1(body.encode()).hexdigest()}"'
+        if self.request.method == "GET" and status == 200 and self.not_modified(etag):
+            return
         self.set_status(status)
-        self.finish(json.dumps(to_json(value)))
+        self.finish(body)
+
+    def not_modified(self, etag: str) -> bool:
+        """Answer 304 (and say so) when the client already holds ``etag``."""
+        self.set_header("ETag", etag)
+        seen = self.request.headers.get("If-None-Match", "")
+        if etag in [t.strip().removeprefix("W/") for t in seen.split(",")]:
+            self.set_status(304)
+            self.finish()
+            return True
+        return False
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
