@@ -11,10 +11,14 @@ Policy in ``mlops.yaml``::
       quality: {accuracy_drop: 0.05} # labelled quality below the version's (see .quality)
       fairness: {demographic_parity_difference: 0.2}  # per slice (see .slices)
       slices: {accuracy: 0.8}       # the worst slice of models.NAME.slices below this
+      attributions: true            # SHAP of the window vs the reference (see .attributions)
+      attribution_shift: 0.3        # act when the features' weights moved this much (0-1)
 
 With labels for the window (``log_labels``, ``POST /feedback``), quality is computed and
 judged too, and per slice when the model declares slice columns; drift, quality or a slice
-past its threshold triggers the actions. A retrain gets
+past its threshold triggers the actions. With attributions on, the features that drive the
+answers now are compared with those that drove them on the reference sample, and a shift
+past ``attribution_shift`` triggers the actions too. A retrain gets
 the labelled window as an input dataset of its pipeline run (and as the pipeline parameter
 ``labelled_window``, a Parquet path, when the pipeline declares one).
 """
@@ -35,6 +39,7 @@ from typing import Any
 from .. import store
 from ..config import CONFIG_FILE, Settings, load_settings, model_settings
 from ..exceptions import ConfigError, MlopsError, NotFoundError
+from .attributions import AttributionShift, attribution_shift
 from .drift import DRIFT_SHARE, DriftInputError, drift
 from .quality import (
     QualityPolicy,
@@ -58,6 +63,10 @@ class Policy:
     retrain_pipeline: str | None = None
     quality: QualityPolicy = field(default_factory=QualityPolicy)
     slices: SlicePolicy = field(default_factory=SlicePolicy)
+    #: explain the window against the reference on every check
+    attributions: bool = False
+    #: act when the attribution shift reaches this (None: never on attributions)
+    attribution_shift: float | None = None
 
 
 @dataclass
@@ -80,6 +89,8 @@ class MonitorResult:
     reasons: list[str] = field(default_factory=list)
     #: per-slice quality and disparities over the labelled rows (``SliceQuality``), or None
     slices: dict[str, Any] | None = None
+    #: attributions of the window vs the reference (``AttributionShift``), or None
+    attributions: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +112,8 @@ class MonitorResult:
             lines.append(QualityReport(**_report_fields(self.quality)).summary())
         if self.slices is not None:
             lines.append(SliceQuality(**self.slices).summary())
+        if self.attributions is not None:
+            lines.append(AttributionShift(**self.attributions).summary())
         lines.extend(f"  {r}" for r in self.reasons if r != "drift")
         lines.append(
             f"ALERT: {', '.join(self.actions) or 'triggered (no action taken)'}"
@@ -134,7 +147,16 @@ def load_policy(settings: Settings) -> Policy:
     path = str(settings.project_dir / CONFIG_FILE)
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping", path=path, field="monitoring")
-    known = {"drift_share", "actions", "retrain_pipeline", "quality", "fairness", "slices"}
+    known = {
+        "drift_share",
+        "actions",
+        "retrain_pipeline",
+        "quality",
+        "fairness",
+        "slices",
+        "attributions",
+        "attribution_shift",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}", path=path, field="monitoring")
@@ -145,6 +167,20 @@ def load_policy(settings: Settings) -> Policy:
     if not isinstance(actions, list) or any(a not in _ACTIONS for a in actions):
         raise ConfigError(
             f"must be a list of {', '.join(_ACTIONS)}", path=path, field="monitoring.actions"
+        )
+    explain = raw.get("attributions", False)
+    if not isinstance(explain, bool):
+        raise ConfigError(
+            f"must be true or false, got {explain!r}", path=path, field="monitoring.attributions"
+        )
+    shift = raw.get("attribution_shift")
+    if shift is not None and (
+        not isinstance(shift, (int, float)) or isinstance(shift, bool) or not 0 < shift <= 1
+    ):
+        raise ConfigError(
+            f"must be a number in (0, 1], got {shift!r}",
+            path=path,
+            field="monitoring.attribution_shift",
         )
     pipeline = raw.get("retrain_pipeline")
     if "retrain" in actions and not pipeline:
@@ -157,6 +193,9 @@ def load_policy(settings: Settings) -> Policy:
         pipeline,
         parse_quality(raw.get("quality"), path),
         parse_slices(raw.get("fairness"), raw.get("slices"), path),
+        # a threshold on the shift needs the shift
+        explain or shift is not None,
+        None if shift is None else float(shift),
     )
 
 
@@ -286,12 +325,15 @@ def monitor(
     act: bool = True,
     full_report: bool = False,
     drift_context: bool = False,
+    attributions: bool | None = None,
     settings: Settings | None = None,
 ) -> MonitorResult:
     """Check a deployment's recent traffic; log a ``monitor`` run; act on the policy.
 
     Context columns (``models.NAME.context``) are no model features: drift leaves them out
     unless ``drift_context=True`` (then those the reference sample has are compared too).
+    ``attributions`` (default: ``monitoring.attributions``) explains a sample of the window
+    and of the reference with Kernel SHAP (a few seconds) and compares the two.
 
     >>> jupyter_mlops.monitor("digits-prod", window="15m")  # doctest: +SKIP
     """
@@ -320,6 +362,9 @@ def monitor(
         reference = reference.drop(columns=[c for c in set(context) if c in reference.columns])
     ref, cur = align(reference, current[features])
     report = drift(ref, cur)
+    explained = None
+    if policy.attributions if attributions is None else attributions:
+        explained = _attributions(settings, deployment.model, version, reference, current, context)
     shares = _predictions(current, output_columns(current))
     latency = current.drop_duplicates(["time", "version"])["latency_ms"]
     judged, labelled = window_quality(settings, policy.quality, deployment, version, current)
@@ -327,6 +372,12 @@ def monitor(
     reasons = ["drift"] if report.share_drifted >= policy.drift_share else []
     reasons.extend(judged.breaches if judged else [])
     reasons.extend(sliced.breaches if sliced else [])
+    if (
+        explained is not None
+        and policy.attribution_shift is not None
+        and explained.shift >= policy.attribution_shift
+    ):
+        reasons.append(f"{explained.summary()} (at least {policy.attribution_shift:g})")
     triggered = bool(reasons)
     client = store.client(settings)
     experiment = store.get_or_create_experiment(settings, f"monitor/{deployment.model}")
@@ -342,10 +393,15 @@ def monitor(
         run_name=f"monitor {deployment_id}",
     )
     run_id = run.info.run_id
+    # what the rollback's reason and the alert name
     if reasons[:1] == ["drift"]:
         cause = "drift"
-    else:  # what the rollback's reason and the alert name
-        cause = "quality" if judged is not None and judged.breaches else "fairness"
+    elif judged is not None and judged.breaches:
+        cause = "quality"
+    elif sliced is not None and sliced.breaches:
+        cause = "fairness"
+    else:
+        cause = "attribution shift"
     actions = _act(settings, policy, deployment, cause, labelled) if triggered and act else []
     now = int(time.time() * 1000)
     error_rate = (
@@ -366,6 +422,10 @@ def monitor(
         metrics.update(quality_metrics(judged))
     if sliced is not None:
         metrics.update(sliced.metrics())
+    if explained is not None:
+        metrics["attribution_shift"] = explained.shift
+        for side, values in (("window", explained.window), ("reference", explained.reference)):
+            metrics.update({f"attribution.{side}.{_metric_key(f)}": v for f, v in values.items()})
     logged = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v]
     for start in range(900, len(logged), 900):  # under MLflow's 1000 per batch
         client.log_batch(run_id, metrics=logged[start : start + 900])
@@ -384,6 +444,9 @@ def monitor(
         client.log_dict(run_id, sliced.to_dict(), "slices.json")
     client.log_dict(run_id, report.to_dict(), "drift.json")
     client.log_text(run_id, report.figure().to_json(), "drift_figure.json")
+    if explained is not None:
+        client.log_dict(run_id, explained.to_dict(), "attributions.json")
+        client.log_text(run_id, explained.figure().to_json(), "attributions_figure.json")
     if full_report:
         with tempfile.TemporaryDirectory() as tmp:
             client.log_artifact(run_id, str(report.save_html(Path(tmp) / "drift_report.html")))
@@ -404,6 +467,7 @@ def monitor(
         quality=judged.to_dict() if judged else None,
         reasons=reasons,
         slices=sliced.to_dict() if sliced else None,
+        attributions=explained.to_dict() if explained else None,
     )
     if triggered:
         _record_alert(
@@ -421,6 +485,33 @@ def monitor(
             },
         )
     return result
+
+
+def _attributions(
+    settings: Settings,
+    model: str,
+    version: str,
+    reference: Any,
+    current: Any,
+    context: list[str],
+) -> AttributionShift:
+    """The window's model inputs (never its context columns) explained against the
+    reference's, matched the way drift matches them."""
+    from ..serving.capture import input_columns
+    from .sources import align
+
+    inputs = input_columns(current)
+    named = reference[[c for c in reference.columns if c not in context]]
+    ref, cur = align(named, current[inputs])
+    if list(ref.columns) != list(named.columns):  # a tensor model's f0..fn: say the real names
+        ref, cur = named, cur.set_axis(list(named.columns), axis=1)
+    missing = [c for c in cur.columns if c not in ref.columns]
+    if missing:
+        raise MlopsError(
+            f"attributions of {model} v{version}: its reference sample lacks the inputs "
+            f"{', '.join(map(str, missing[:5]))}, so the two cannot be explained alike"
+        )
+    return attribution_shift(settings, model, version, ref[list(cur.columns)], cur)
 
 
 def _slices(

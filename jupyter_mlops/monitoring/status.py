@@ -38,6 +38,10 @@ class MonitorRun:
     fairness: dict[str, float] = field(default_factory=dict)
     #: why the policy triggered (drift, each quality or slice threshold passed)
     reasons: list[str] = field(default_factory=list)
+    #: how far the features' weights moved from the reference's (0-1), when explained
+    attribution_shift: float | None = None
+    #: feature -> {"window": mean |attribution|, "reference": ...}, when explained
+    attributions: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,7 +105,19 @@ def latest_monitor_run(settings: Settings, deployment_id: str, model: str) -> Mo
             if k.startswith(("fairness_", "slice_min_", "slice_max_"))
         },
         reasons=reasons,
+        attribution_shift=number("attribution_shift"),
+        attributions=_attributions(metrics),
     )
+
+
+def _attributions(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        for side in ("window", "reference"):
+            prefix = f"attribution.{side}."
+            if key.startswith(prefix):
+                found.setdefault(key.removeprefix(prefix), {})[side] = float(value)
+    return found
 
 
 @dataclass
