@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipes = sub.add_parser("pipelines", help=help_text.PIPELINES, add_help=False)
     pipes.add_argument("-n", type=int, default=10, metavar="N")
     panel = sub.add_parser("panel", help=help_text.PANEL, add_help=False)
-    panel.add_argument("--tab", choices=("runs", "models", "deployments", "drift"), default="runs")
+    panel.add_argument(
+        "--tab", choices=("runs", "models", "deployments", "drift", "quality"), default="runs"
+    )
     sub.add_parser("help", add_help=False)
     return parser
 

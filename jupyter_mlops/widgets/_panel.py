@@ -1,4 +1,4 @@
-"""The panel: one tab each for runs, models, deployments and drift."""
+"""The panel: one tab each for runs, models, deployments, drift and quality."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from ._worker import Worker
 from .deployments import DeploymentsTab
 from .drift import DriftTab
 from .models import ModelsTab
+from .quality import QualityTab
 from .runs import RunsTab
 
-TABS = ("runs", "models", "deployments", "drift")
+TABS = ("runs", "models", "deployments", "drift", "quality")
 
 
 class Panel(widgets.VBox):  # type: ignore[misc]
-    """``%mlops panel``: runs, models, deployments and drift of this project, in tabs.
+    """``%mlops panel``: runs, models, deployments, drift and quality of this project, in tabs.
 
     Every button calls the same service function as the matching ``%mlops`` command; the
     work runs on a thread, so the notebook stays usable, and errors show in the tab.
@@ -48,6 +49,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]
         self.models = ModelsTab(self.context)
         self.deployments = DeploymentsTab(self.context)
         self.drift = DriftTab(self.context)
+        self.quality = QualityTab(self.context)
         self.tabs = widgets.Tab(
             children=[t.widget for t in self._all()], titles=[t.title for t in self._all()]
         )
@@ -66,8 +68,8 @@ class Panel(widgets.VBox):  # type: ignore[misc]
                 target=self._live, args=(live_every,), name="mlops-panel live", daemon=True
             ).start()
 
-    def _all(self) -> tuple[RunsTab, ModelsTab, DeploymentsTab, DriftTab]:
-        return (self.runs, self.models, self.deployments, self.drift)
+    def _all(self) -> tuple[RunsTab, ModelsTab, DeploymentsTab, DriftTab, QualityTab]:
+        return (self.runs, self.models, self.deployments, self.drift, self.quality)
 
     @property
     def workers(self) -> list[Worker]:
