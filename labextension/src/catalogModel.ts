@@ -7,6 +7,7 @@ import { Poller } from './poller';
 import {
   IAlerts,
   IAliasMove,
+  IAuditWritten,
   IDeployment,
   IModel,
   IMonitorStatus,
@@ -129,6 +130,21 @@ export class CatalogModel implements IDisposable {
     } finally {
       await this.refreshModels();
     }
+  }
+
+  /** Opens a file of the served root in JupyterLab (set by the plugin). */
+  openPath: ((path: string) => Promise<void>) | null = null;
+
+  /** Writes the audit report of ``model`` ``version`` and opens its HTML page. */
+  async audit(model: string, version: string): Promise<IAuditWritten> {
+    const written = await call<IAuditWritten>(Routes.audit(), {
+      method: 'POST',
+      body: { model: `${model}/${version}` }
+    });
+    if (this.openPath) {
+      await this.openPath(written.html);
+    }
+    return written;
   }
 
   async stop(deployment: string): Promise<IDeployment> {

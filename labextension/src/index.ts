@@ -221,6 +221,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const runs = new RunsModel();
     runs.goToCell = cellId => goToCell(app, tracker, cellId);
     const catalog = new CatalogModel();
+    catalog.openPath = async path => {
+      await app.commands.execute('docmanager:open', { path });
+    };
     const sidebar = new MlopsSidebar(runs, catalog);
     app.shell.add(sidebar, 'left', { rank: 600 });
     if (restorer) {

@@ -31,7 +31,8 @@ export const Routes = {
   deployment: (id: string): string => `deployments/${enc(id)}`,
   traffic: (id: string): string => `deployments/${enc(id)}/traffic`,
   monitor: (deployment: string): string => `monitor/${enc(deployment)}`,
-  alerts: (limit?: number): string => `alerts${query({ limit })}`
+  alerts: (limit?: number): string => `alerts${query({ limit })}`,
+  audit: (): string => 'audit'
 };
 
 /** The body of every error answer (4xx/5xx). */
@@ -256,6 +257,21 @@ export interface IMonitorRun {
   latency_p95_ms: number | null;
   error_rate: number | null;
   drift_scores: { [column: string]: number };
+  /** labelled quality of the window: accuracy, f1, ... or mae, rmse, r2; labelled_rows */
+  quality?: { [metric: string]: number };
+  /** slice_min_<metric>, slice_max_<metric>, fairness_<metric> */
+  fairness?: { [metric: string]: number };
+  /** why the policy acted */
+  reasons?: string[];
+  attribution_shift?: number | null;
+}
+
+/** What POST audit wrote: paths relative to the project. */
+export interface IAuditWritten {
+  html: string;
+  markdown: string;
+  model: string;
+  version: string;
 }
 
 export interface IMonitorStatus {

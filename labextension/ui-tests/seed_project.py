@@ -6,12 +6,15 @@ registers, with the package's own ``register()``:
 - v1 (test_accuracy 0.91), promoted to ``champion``;
 - v2 (0.95): passes every gate, so the sidebar can promote it;
 - v3 (0.50, parity failed): refused by the gates, so the sidebar shows why.
+
+Each has a reference sample, so a deployment of it can be monitored.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 GATES = """\
@@ -30,6 +33,8 @@ def tiny_model(settings: object, accuracy: float, parity: bool) -> str:
     """Log an ONNX Identity graph in a run that holds ``test_accuracy``; return its URI."""
     import mlflow
     import mlflow.onnx
+    import numpy as np
+    import pandas as pd
     from onnx import TensorProto, checker, helper
 
     from jupyter_mlops import store
@@ -49,6 +54,13 @@ def tiny_model(settings: object, accuracy: float, parity: bool) -> str:
         info = mlflow.onnx.log_model(
             onnx_model=proto, name="model", onnx_execution_providers=["CPUExecutionProvider"]
         )
+        # what monitor() compares a deployment's traffic with
+        with tempfile.TemporaryDirectory() as tmp:
+            reference = pd.DataFrame(
+                np.random.default_rng(0).normal(0, 1, (200, 2)), columns=["a", "b"]
+            )
+            reference.to_parquet(Path(tmp) / "reference.parquet")
+            mlflow.log_artifact(str(Path(tmp) / "reference.parquet"))
     return str(info.model_uri)
 
 

@@ -1,8 +1,8 @@
 import * as React from 'react';
 
 import { CatalogModel } from '../catalogModel';
-import { ILoadable } from '../loadable';
-import { IMonitorStatus } from '../tokens';
+import { ILoadable, toApiError } from '../loadable';
+import { IMonitorRun, IMonitorStatus } from '../tokens';
 import {
   ErrorMessage,
   Loading,
@@ -47,7 +47,7 @@ export function MonitoringSection(props: { model: CatalogModel }): JSX.Element {
       )}
       <ul className="jp-mlops-cards" aria-label="Monitoring">
         {entries.map(([id, slot]) => (
-          <MonitorCard key={id} id={id} slot={slot} />
+          <MonitorCard key={id} id={id} slot={slot} catalog={model} />
         ))}
       </ul>
       {alerts && alerts.alerts.length > 0 && (
@@ -72,14 +72,67 @@ export function MonitoringSection(props: { model: CatalogModel }): JSX.Element {
   );
 }
 
+/** The labelled quality of the window, the worst slices and disparities, in one line each. */
+function Quality(props: { latest: IMonitorRun }): JSX.Element | null {
+  const quality = props.latest.quality ?? {};
+  const labelled = quality.labelled_rows;
+  if (!labelled) {
+    return null;
+  }
+  const metrics = ['accuracy', 'f1', 'mae', 'rmse', 'r2'].filter(
+    m => quality[m] !== undefined
+  );
+  const fairness = Object.entries(props.latest.fairness ?? {});
+  return (
+    <div className="jp-mlops-quality" aria-label="quality">
+      <div>
+        {labelled} labelled ·{' '}
+        {metrics.map(m => `${m} ${quality[m].toFixed(3)}`).join(' · ')}
+      </div>
+      {fairness.length > 0 && (
+        <div className="jp-mlops-muted" aria-label="fairness">
+          {fairness
+            .map(
+              ([name, value]) =>
+                `${name
+                  .replace('slice_min_', 'worst slice ')
+                  .replace('slice_max_', 'worst slice ')
+                  .replace('fairness_', '')
+                  .replace(/_/g, ' ')} ${value.toFixed(3)}`
+            )
+            .join(' · ')}
+        </div>
+      )}
+    </div>
+  );
+}
+
 function MonitorCard(props: {
   id: string;
   slot: ILoadable<IMonitorStatus>;
+  catalog: CatalogModel;
 }): JSX.Element {
-  const { id, slot } = props;
+  const { id, slot, catalog } = props;
   const status = slot.value;
   const latest = status?.latest ?? null;
   const drifted = latest?.alert ?? false;
+  const reasons = (latest?.reasons ?? []).filter(r => r !== 'drift');
+  const [busy, setBusy] = React.useState(false);
+  const [auditError, setAuditError] = React.useState<string | null>(null);
+  const audit = async (): Promise<void> => {
+    if (!status || !latest) {
+      return;
+    }
+    setBusy(true);
+    setAuditError(null);
+    try {
+      await catalog.audit(status.model, latest.version);
+    } catch (err) {
+      setAuditError(toApiError(err).message);
+    } finally {
+      setBusy(false);
+    }
+  };
   return (
     <li className="jp-mlops-card" data-monitor={id} tabIndex={0}>
       <div className="jp-mlops-card-head">
@@ -88,7 +141,7 @@ function MonitorCard(props: {
           <span
             className={`jp-mlops-status jp-mlops-mod-${drifted ? 'bad' : 'ok'}`}
           >
-            {drifted ? 'drift' : 'no drift'}
+            {drifted ? (reasons.length ? 'alert' : 'drift') : 'no drift'}
           </span>
         )}
         {status && status.alerts.length > 0 && (
@@ -116,6 +169,36 @@ function MonitorCard(props: {
           {latest.error_rate !== null &&
             ` · errors ${percent(latest.error_rate)}`}{' '}
           · {formatDateTime(latest.time)}
+        </div>
+      )}
+      {latest && <Quality latest={latest} />}
+      {latest?.attribution_shift !== undefined &&
+        latest.attribution_shift !== null && (
+          <div className="jp-mlops-muted">
+            attribution shift {latest.attribution_shift.toFixed(2)}
+          </div>
+        )}
+      {reasons.map(r => (
+        <div key={r} className="jp-mlops-run-error" aria-label="policy reason">
+          {r}
+        </div>
+      ))}
+      {latest && (
+        <div className="jp-mlops-card-actions">
+          <button
+            className="jp-mlops-button jp-mlops-mod-small"
+            disabled={busy}
+            onClick={() => void audit()}
+            aria-label={`Audit report of ${status?.model} v${latest.version}`}
+            title="Write the audit report of the version this deployment served, and open it"
+          >
+            {busy ? 'Writing…' : 'Audit report'}
+          </button>
+        </div>
+      )}
+      {auditError && (
+        <div className="jp-mlops-run-error" role="alert">
+          {auditError}
         </div>
       )}
     </li>

@@ -191,6 +191,92 @@ test.describe('MLOps sidebar', () => {
     await shoot(models, 'section-models-after', testInfo);
   });
 
+  test('a monitored deployment shows its labelled quality and opens its audit report', async ({
+    page,
+    request
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    const created = await request.post('/jupyter-mlops/api/deployments', {
+      data: { model: 'digits@champion', name: 'ui-quality' },
+      timeout: 180_000
+    });
+    expect(created.status()).toBe(201);
+    const { url } = (await created.json()) as { url: string };
+    // the tiny model answers its input: [0.5, -0.5] is class 0, [-0.5, 0.5] class 1
+    const labels: { request_id: string; label: number }[] = [];
+    for (let i = 0; i < 40; i++) {
+      const answered = i % 2;
+      const sent = await request.post(`${url}/invocations`, {
+        data: { inputs: [answered ? [-0.5, 0.5] : [0.5, -0.5]] },
+        headers: { 'X-Request-ID': `q${i}` },
+        timeout: 60_000
+      });
+      expect(sent.status()).toBe(200);
+      // the last ten labels disagree with what the model said
+      labels.push({
+        request_id: `q${i}`,
+        label: i < 30 ? answered : 1 - answered
+      });
+    }
+    const fed = await request.post(`${url}/feedback`, { data: labels });
+    expect(fed.status()).toBe(200);
+    // captured rows reach the store off the request path: check until all 40 are labelled
+    await expect
+      .poll(
+        async () => {
+          const checked = await request.post(
+            '/jupyter-mlops/api/monitor/ui-quality',
+            { data: { act: false }, timeout: 180_000 }
+          );
+          const body = await checked.json();
+          return body?.quality?.rows ?? 0;
+        },
+        { timeout: 240_000, intervals: [2_000] }
+      )
+      .toBe(40);
+
+    await sidebar
+      .getByRole('button', { name: 'Refresh every section now' })
+      .click();
+    const card = section(sidebar, 'monitoring').locator(
+      '[data-monitor="ui-quality"]'
+    );
+    const quality = card.getByLabel('quality');
+    await expect(quality).toContainText('40 labelled');
+    await expect(quality).toContainText('accuracy 0.750');
+    await shoot(
+      section(sidebar, 'monitoring'),
+      'section-monitoring-quality',
+      testInfo
+    );
+    await page.theme.setDarkTheme();
+    await shoot(
+      section(sidebar, 'monitoring'),
+      'section-monitoring-quality-dark',
+      testInfo
+    );
+    await page.theme.setLightTheme();
+
+    await card
+      .getByRole('button', { name: /^Audit report of digits v1/ })
+      .click();
+    // the report opens in JupyterLab's HTML viewer, in a tab named after its file
+    const tab = page.locator('.lm-TabBar-tab', {
+      hasText: /^digits-v1-.*\.html$/
+    });
+    await expect(tab).toBeVisible({ timeout: 120_000 });
+    await expect(card.getByRole('alert')).toHaveCount(0);
+    const frame = page.frameLocator('.jp-HTMLViewer iframe').first();
+    await expect(frame.locator('body')).toContainText('digits', {
+      timeout: 60_000
+    });
+    await shoot(
+      page.locator('#jp-main-dock-panel'),
+      'audit-report-opened',
+      testInfo
+    );
+  });
+
   test('a deployment shows its traffic and monitoring, and stops after a confirmation', async ({
     page,
     request
