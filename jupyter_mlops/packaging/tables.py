@@ -120,8 +120,28 @@ def export_table(model: Any, frame: Any, path: Path) -> tuple[Any, Any, dict[str
         ) from None
     types = {"float": FloatTensorType, "int": Int64TensorType, "string": StringTensorType}
     proto = convert(model, [(name, types[kind]([None, 1])) for name, kind in kinds.items()])
+    restore_input_names(proto, list(kinds))
     save_checked(proto, path)
     return proto, frame, kinds
+
+
+def restore_input_names(proto: Any, columns: list[str]) -> None:
+    """Name the graph's inputs after their columns again.
+
+    skl2onnx makes each input name an identifier ("petal length" becomes "petal_length"),
+    but callers, the signature and the model server feed a table by its column names; ONNX
+    takes any string as a name. The inputs keep the order of ``initial_types``.
+    """
+    inputs = proto.graph.input
+    renamed = {v.name: c for v, c in zip(inputs, columns, strict=True) if v.name != c}
+    if not renamed:
+        return
+    for value in inputs:
+        value.name = renamed.get(value.name, value.name)
+    for node in proto.graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
 
 
 def perturbed(frame: Any, kinds: dict[str, str], seed: int = 0) -> list[tuple[str, Any]]:

@@ -231,3 +231,44 @@ def test_numeric_frame_for_an_array_model_stays_one_input(project: Path) -> None
     result = package(model, pd.DataFrame(X[:20]), name="iris")
     assert result.signature["inputs"] == [{"name": "input", "dtype": "float32", "shape": [-1, 4]}]
     assert result.parity["passed"]
+
+
+def test_column_names_that_are_no_identifiers_stay_as_they_are(project: Path) -> None:
+    """skl2onnx turns "monthly income" into "monthly_income"; the package feeds, signs and
+    serves a table by its own column names, so the model's inputs keep them."""
+    spaced = {"income": "monthly income", "plan": "plan-type"}
+    frame = customers().drop(columns="rooms").rename(columns=spaced)
+    model = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "plan-type"]),
+                        (
+                            "num",
+                            make_pipeline(SimpleImputer(), StandardScaler()),
+                            ["age", "monthly income"],
+                        ),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(frame, (frame["city"] == "Paris").astype(int))
+    result = package(model, frame.head(40), name="spaced")
+
+    assert result.parity["passed"]
+    names = ["city", "plan-type", "age", "monthly income"]
+    assert [i["name"] for i in result.signature["inputs"]] == names
+    session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == names
+    fresh = customers(30, seed=3).drop(columns="rooms").rename(columns=spaced)
+    fed = {
+        "city": fresh[["city"]].to_numpy(object),
+        "plan-type": fresh[["plan-type"]].astype(str).to_numpy(object),
+        "age": fresh[["age"]].to_numpy(np.float32),
+        "monthly income": fresh[["monthly income"]].to_numpy(np.float32),
+    }
+    _, probabilities = session.run(None, fed)
+    np.testing.assert_allclose(probabilities, model.predict_proba(fresh[names]), atol=1e-5)
