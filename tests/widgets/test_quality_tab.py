@@ -97,7 +97,10 @@ def test_audit_before_a_check_says_what_to_do(iris_project: Settings) -> None:  
         tab = panel.quality
         tab.audit_button.click()
         panel.wait()
-        assert tab.worker.failed and "pick a deployment that has been monitored first" in tab.worker.text
+        assert (
+            tab.worker.failed
+            and "pick a deployment that has been monitored first" in tab.worker.text
+        )
         assert tab.audited is None
     finally:
         panel.close()
