@@ -9,6 +9,10 @@ import { IGateResult } from './tokens';
 
 let formCount = 0;
 
+/** What MLflow takes as an alias, said where the input's pattern refuses one. */
+const ALIAS_RULE =
+  'An alias starts with a letter and holds only letters, digits, _ and -.';
+
 export interface IPromoteChoice {
   alias: string;
   reason: string;
@@ -20,11 +24,14 @@ class PromoteForm extends Widget implements Dialog.IBodyWidget<IPromoteChoice> {
     super({ node: document.createElement('form') });
     this.addClass('jp-mlops-form');
     const listId = `jp-mlops-aliases-${++formCount}`;
+    // Chromium compiles `pattern` with the v flag, where a class's "-" must be escaped;
+    // while the form is invalid, JupyterLab's dialog keeps its accept button disabled
     this.node.innerHTML = `
       <label>Alias
         <input name="alias" class="jp-mod-styled" list="${listId}" required
-               pattern="[A-Za-z][A-Za-z0-9_-]*" />
+               pattern="[A-Za-z][A-Za-z0-9_\\-]*" title="${ALIAS_RULE}" />
       </label>
+      <div class="jp-mlops-run-error" role="alert" hidden></div>
       <datalist id="${listId}"></datalist>
       <label>Reason
         <input name="reason" class="jp-mod-styled" placeholder="why this version" />
@@ -35,7 +42,18 @@ class PromoteForm extends Widget implements Dialog.IBodyWidget<IPromoteChoice> {
       option.value = name;
       list.appendChild(option);
     }
-    this.input('alias').value = alias;
+    const input = this.input('alias');
+    input.value = alias;
+    // say why the button is disabled
+    const said = this.node.querySelector('[role="alert"]') as HTMLElement;
+    const check = (): void => {
+      const value = input.value.trim();
+      said.textContent = value
+        ? `"${value}" is no alias. ${ALIAS_RULE}`
+        : `Name an alias. ${ALIAS_RULE}`;
+      said.hidden = input.validity.valid;
+    };
+    input.addEventListener('input', check);
     (this.node as HTMLFormElement).addEventListener('submit', event =>
       event.preventDefault()
     );

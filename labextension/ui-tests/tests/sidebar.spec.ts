@@ -138,6 +138,17 @@ test.describe('MLOps sidebar', () => {
     await expect(dialog).toContainText('Promote digits version 2');
     await expect(dialog.locator('input[name="alias"]')).toHaveValue('champion');
     await dialog.locator('input[name="reason"]').fill('better test accuracy');
+    // a name MLflow would refuse: the form is invalid, the dialog says why and cannot be sent
+    const alias = dialog.locator('input[name="alias"]');
+    const promote = dialog.getByRole('button', { name: 'Promote' });
+    await alias.fill('my champion');
+    await expect(dialog.getByRole('alert')).toHaveText(
+      '"my champion" is no alias. An alias starts with a letter and holds only letters, digits, _ and -.'
+    );
+    await expect(promote).toBeDisabled();
+    await alias.fill('champion');
+    await expect(dialog.getByRole('alert')).toBeHidden();
+    await expect(promote).toBeEnabled();
     await shoot(
       dialog.locator('.jp-Dialog-content'),
       'dialog-promote',
