@@ -121,6 +121,14 @@ function RunRow(props: {
             [{count}]
           </span>
           <StatusBadge status={run.status} />
+          {run.stale && (
+            <span
+              className="jp-mlops-stale"
+              title={run.stale_reason ?? 'an input changed since it ran'}
+            >
+              stale
+            </span>
+          )}
           {run.pending && (
             <span
               className="jp-mlops-pending"
@@ -144,6 +152,11 @@ function RunRow(props: {
           <code className="jp-mlops-run-source">
             {run.source_preview || ' '}
           </code>
+        )}
+        {run.stale && run.stale_reason && (
+          <div className="jp-mlops-stale-reason" aria-label="why it is stale">
+            {run.stale_reason}
+          </div>
         )}
         <KeyValues values={run.params} kind="param" limit={6} />
         <KeyValues values={run.metrics} kind="metric" limit={6} />

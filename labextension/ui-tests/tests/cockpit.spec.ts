@@ -302,6 +302,39 @@ test.describe('MLOps cockpit', () => {
     ).toBeInViewport();
   });
 
+  test('a run whose input changed since it ran is marked stale, with why', async ({
+    page
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    await page.notebook.createNew();
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    await page.notebook.addCell('code', 'rate = 0.5');
+    await page.notebook.addCell('code', 'scaled = rate * 10');
+    await page.notebook.run();
+    const rows = runs(sidebar).locator('.jp-mlops-run');
+    const reader = rows.filter({ hasText: 'scaled = rate * 10' });
+    await expect(reader).toHaveCount(1, LONG);
+    await expect(reader.locator('.jp-mlops-stale')).toHaveCount(0);
+
+    // the upstream cell re-run with new source: the reading cell's run no longer holds
+    await page.notebook.setCell(1, 'code', 'rate = 0.2');
+    await page.notebook.runCell(1);
+    await expect(
+      rows.locator('.jp-mlops-run-source', { hasText: 'rate = 0.2' })
+    ).toHaveCount(1, LONG);
+    await expect(reader.locator('.jp-mlops-stale')).toHaveText('stale', LONG);
+    await expect(reader.getByLabel('why it is stale')).toContainText(
+      'rate changed: cell [4] `rate = 0.2` was re-run with new source'
+    );
+    await shootAll(page, sidebar, 'stale-row', testInfo);
+
+    // re-run, it reads what its input holds now
+    await page.notebook.runCell(2);
+    const fresh = rows.filter({ hasText: 'scaled = rate * 10' }).first();
+    await expect(fresh.locator('.jp-mlops-run-count')).toHaveText('[5]', LONG);
+    await expect(fresh.locator('.jp-mlops-stale')).toHaveCount(0);
+  });
+
   test('a version shows its metrics; a refused promotion is forced with a reason; rollback names its target', async ({
     page
   }, testInfo) => {
