@@ -16,7 +16,15 @@ from ..exceptions import MlopsError
 from ..tracking.run_journal import RunJournal
 from .cache import CacheEntry, CacheIndex
 from .resolve import ResolvedStep, resolve_step
-from .run_tags import json_tag, output_metrics, param_values, pipeline_tags, reuse_tags, step_tags
+from .run_tags import (
+    json_tag,
+    output_metrics,
+    param_values,
+    pipeline_tags,
+    reuse_tags,
+    step_status_tags,
+    step_tags,
+)
 from .runner import PipelineResult, StepResult
 from .spec import PipelineSpec
 
@@ -82,7 +90,7 @@ def run_from_cache(
         run_name=spec.name,
         tags={
             **pipeline_tags(spec, params, settings, tags),
-            "mlops.step_status": json_tag({name: "CACHED" for name in steps}),
+            **step_status_tags(spec, dict.fromkeys(steps, "CACHED"), {}),
         },
         params=param_values(params),
         dicts={"pipeline_result.json": result.to_dict()},

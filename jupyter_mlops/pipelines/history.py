@@ -19,8 +19,11 @@ class PipelineRunInfo:
     start_time: int
     duration_s: float | None
     params: dict[str, Any] = field(default_factory=dict)
+    #: step -> status, in the order the steps can run
     steps: dict[str, str] = field(default_factory=dict)
     failed_step: str | None = None
+    #: step -> seconds it took (0 for a cache hit), in the same order
+    step_durations: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +59,7 @@ def pipeline_runs(
                 params=json.loads(r.data.tags.get("mlops.pipeline_params", "{}")),
                 steps=json.loads(r.data.tags.get("mlops.step_status", "{}")),
                 failed_step=r.data.tags.get("mlops.failed_step"),
+                step_durations=json.loads(r.data.tags.get("mlops.step_durations", "{}")),
             )
         )
     return out[:limit]

@@ -13,9 +13,23 @@ _TAG_LIMIT = 8000
 _PARAM_LIMIT = 6000
 
 
-def json_tag(value: Any) -> str:
-    text = json.dumps(value, default=str, sort_keys=True)
+def json_tag(value: Any, *, sort: bool = True) -> str:
+    """``value`` as a JSON tag; ``sort=False`` keeps a mapping's order (steps in DAG order)."""
+    text = json.dumps(value, default=str, sort_keys=sort)
     return text if len(text) <= _TAG_LIMIT else text[: _TAG_LIMIT - 1] + "…"
+
+
+def step_status_tags(
+    spec: PipelineSpec, status: dict[str, str], durations: dict[str, float]
+) -> dict[str, str]:
+    """Each step's status and seconds, in the order the steps can run (the spec's DAG order)."""
+    order = [n for n in spec.order if n in status]
+    return {
+        "mlops.step_status": json_tag({n: status[n] for n in order}, sort=False),
+        "mlops.step_durations": json_tag(
+            {n: round(durations.get(n, 0.0), 3) for n in order}, sort=False
+        ),
+    }
 
 
 def param_values(values: dict[str, Any]) -> dict[str, str]:

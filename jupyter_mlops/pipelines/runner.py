@@ -27,6 +27,7 @@ from .run_tags import (
     param_values,
     pipeline_tags,
     reuse_tags,
+    step_status_tags,
     step_tags,
 )
 from .spec import PipelineSpec, load_pipeline
@@ -356,7 +357,12 @@ class _Run:
             executed_dir=self.settings.relative(self.executed_dir),
             warnings=self.warnings,
         )
-        tags = [RunTag("mlops.step_status", json_tag({n: r.status for n, r in ordered.items()}))]
+        steps = step_status_tags(
+            self.spec,
+            {n: r.status for n, r in ordered.items()},
+            {n: r.duration_s for n, r in ordered.items()},
+        )
+        tags = [RunTag(k, v) for k, v in steps.items()]
         failed = result.failed_step()
         if failed is not None:
             tags += [

@@ -141,8 +141,11 @@ export interface IPipelineRun {
   start_time: number;
   duration_s: number | null;
   params: { [key: string]: unknown };
+  /** step -> status, in the order the steps can run */
   steps: { [step: string]: string };
   failed_step: string | null;
+  /** step -> seconds (0 for a cache hit); absent in runs recorded before it was kept */
+  step_durations?: { [step: string]: number };
 }
 
 export interface IGateResult {

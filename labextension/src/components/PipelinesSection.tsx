@@ -43,11 +43,20 @@ export function PipelinesSection(props: { model: CatalogModel }): JSX.Element {
               {formatDateTime(run.start_time)}
             </div>
             <ul className="jp-mlops-steps" aria-label="steps">
-              {Object.entries(run.steps).map(([step, status]) => (
-                <li key={step} className="jp-mlops-step">
-                  <StatusBadge status={status} label={step} />
-                </li>
-              ))}
+              {Object.entries(run.steps).map(([step, status]) => {
+                const seconds = run.step_durations?.[step];
+                return (
+                  <li key={step} className="jp-mlops-step">
+                    <StatusBadge status={status} label={step} />
+                    {seconds !== undefined && status !== 'CACHED' && (
+                      <span className="jp-mlops-muted jp-mlops-step-duration">
+                        {' '}
+                        {formatDuration(seconds)}
+                      </span>
+                    )}
+                  </li>
+                );
+              })}
             </ul>
             {run.failed_step && (
               <div className="jp-mlops-run-error">

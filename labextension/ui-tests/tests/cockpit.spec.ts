@@ -302,6 +302,85 @@ test.describe('MLOps cockpit', () => {
     ).toBeInViewport();
   });
 
+  test('a pipeline run lists its steps in the order they run, with their durations', async ({
+    page,
+    request,
+    tmpPath
+  }, testInfo) => {
+    const notebook = (...cells: [string, string[]][]) => ({
+      type: 'notebook',
+      format: 'json',
+      content: {
+        nbformat: 4,
+        nbformat_minor: 5,
+        metadata: {
+          kernelspec: {
+            name: 'python3',
+            display_name: 'Python 3',
+            language: 'python'
+          }
+        },
+        cells: cells.map(([source, tags], i) => ({
+          cell_type: 'code',
+          id: `c${i}`,
+          source,
+          metadata: { tags },
+          outputs: [],
+          execution_count: null
+        }))
+      }
+    });
+    const put = async (path: string, body: unknown) =>
+      expect(
+        (
+          await request.put(`/api/contents/${tmpPath}/${path}`, { data: body })
+        ).ok()
+      ).toBe(true);
+    // named against the alphabet: zeta runs first, alpha needs what it made
+    await put(
+      'zeta.ipynb',
+      notebook(
+        ['x = 1', ['parameters']],
+        ['import jupyter_mlops\njupyter_mlops.output("y", x + 1)', []]
+      )
+    );
+    await put(
+      'alpha.ipynb',
+      notebook(['y = 0', ['parameters']], ['import time\ntime.sleep(1)', []])
+    );
+    await put('ordered.yaml', {
+      type: 'file',
+      format: 'text',
+      content:
+        'name: ordered\nsteps:\n' +
+        '  alpha: {notebook: alpha.ipynb, params: {y: "${steps.zeta.y}"}}\n' +
+        '  zeta: {notebook: zeta.ipynb, outputs: [y]}\n'
+    });
+
+    const sidebar = await openSidebar(page);
+    await page.notebook.createNew();
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    await page.notebook.addCell('code', '%mlops run ordered.yaml');
+    await page.notebook.run();
+    const card = sidebar
+      .locator('section[data-section="pipelines"] .jp-mlops-card')
+      .filter({ hasText: 'ordered' });
+    await sidebar
+      .getByRole('button', { name: 'Refresh every section now' })
+      .click();
+    const steps = card.locator('.jp-mlops-step');
+    await expect(steps).toHaveCount(2, { timeout: 240_000 });
+    await expect(steps.locator('.jp-mlops-status')).toHaveText([
+      'zeta',
+      'alpha'
+    ]);
+    // alpha sleeps a second: its duration says so
+    await expect(steps.nth(1).locator('.jp-mlops-step-duration')).toHaveText(
+      /\d/
+    );
+    await shootAll(page, sidebar, 'pipeline-steps', testInfo);
+  });
+
   test('a run whose input changed since it ran is marked stale, with why', async ({
     page
   }, testInfo) => {
