@@ -29,10 +29,11 @@ system-deps:
 	bash scripts/system-deps.sh
 
 # most tests wait on kernels and servers, so three workers keep two cores busy; a file's
-# tests stay on one worker, where its module fixtures were made; the slowest are listed, since
-# they bound the wall time
+# tests stay on one worker, where its module fixtures were made; files go out in collection
+# order (heaviest first, see tests/conftest.py), not xdist's most-tests-first; the slowest are
+# listed, since they bound the wall time
 test: lint system-deps
-	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=15
 	bash scripts/team-tests.sh -n 2 --dist loadfile
 	bash scripts/ui-tests.sh
 

@@ -44,8 +44,9 @@ T = TypeVar("T")
 
 #: the test files that take longest (a kernel per pipeline step, a writer started two dozen
 #: times, models packaged and served), handed to the workers first so that the run does not
-#: end with one worker busy on one of them and the others idle. A scheduling hint only: a
-#: file not named here runs in collection order after them.
+#: end with one worker busy on one of them and the others idle (``make test`` passes
+#: ``--no-loadscope-reorder``, or xdist would hand out the files with most tests first). A
+#: scheduling hint only: a file not named here runs in collection order after them.
 HEAVIEST_FIRST = (
     "tests/pipelines/test_standard_pipeline.py",
     "tests/tracking/test_exactly_once.py",
