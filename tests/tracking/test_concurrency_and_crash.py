@@ -13,6 +13,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from tests.conftest import drain, runs_of_kind, write_notebook
+from tests.tracking.kernel import execute
 
 CELLS_PER_KERNEL = 25
 
@@ -53,23 +54,12 @@ def test_two_kernels_write_to_one_new_store_without_losing_runs(project: Path) -
 
 
 def _run(kc: object, code: str) -> None:
-    reply = kc.execute_interactive(code, timeout=60)  # type: ignore[attr-defined]
-    assert reply["content"]["status"] == "ok", reply["content"]
+    execute(kc, code, timeout=60)
 
 
 def _drainer_pid(kc: object) -> int:
-    pid: list[int] = []
-
-    def grab(msg: dict) -> None:
-        if msg["msg_type"] == "stream":
-            pid.append(int(msg["content"]["text"].strip()))
-
-    kc.execute_interactive(  # type: ignore[attr-defined]
-        "from jupyter_mlops.tracking import api\nprint(api.active_session().drainer.pid)",
-        output_hook=grab,
-        timeout=30,
-    )
-    return pid[0]
+    code = "from jupyter_mlops.tracking import api\nprint(api.active_session().drainer.pid)"
+    return int(execute(kc, code, timeout=30, stream="stdout").strip())
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from jupyter_client.manager import start_new_kernel
 
 from jupyter_mlops.tracking.journal import JournalPaths, JournalWriter, read_records
 from tests.conftest import drain, runs_of_kind
+from tests.tracking.kernel import execute
 
 FULL_CELLS = 60
 
@@ -73,19 +74,6 @@ def test_short_writes_wait_in_memory_and_keep_their_order(tmp_path: Path) -> Non
         assert numbers == [0, *range(1, fitted + 1), 6, 7, 8, 9, 10, 11]
 
 
-def _execute(kc: object, code: str) -> str:
-    """Run ``code`` in the kernel; what it printed. The cell itself must succeed."""
-    err: list[str] = []
-
-    def grab(msg: dict) -> None:
-        if msg["msg_type"] == "stream":
-            err.append(msg["content"]["text"])
-
-    reply = kc.execute_interactive(code, output_hook=grab, timeout=120)  # type: ignore[attr-defined]
-    assert reply["content"]["status"] == "ok", reply["content"]
-    return "".join(err)
-
-
 @pytest.mark.slow
 def test_cells_run_on_a_full_disk_are_all_recorded_once_it_is_freed(tmp_path: Path) -> None:
     with small_filesystem(tmp_path / "fs", "48m") as fs:
@@ -102,26 +90,26 @@ def test_cells_run_on_a_full_disk_are_all_recorded_once_it_is_freed(tmp_path: Pa
         env = {k: v for k, v in env.items() if v}
         km, kc = start_new_kernel(kernel_name="python3", cwd=str(project), env=env)
         try:
-            _execute(kc, "%load_ext jupyter_mlops")
+            execute(kc, "%load_ext jupyter_mlops")
             for i in range(5):
-                _execute(kc, f"before_{i} = {i}")
-            assert "in the store" in _execute(kc, "%mlops flush")
+                execute(kc, f"before_{i} = {i}")
+            assert "in the store" in execute(kc, "%mlops flush")
             ballast = fill(fs)
-            notices = "".join(_execute(kc, f"full_{i} = {i}") for i in range(FULL_CELLS))
+            notices = "".join(execute(kc, f"full_{i} = {i}") for i in range(FULL_CELLS))
             assert notices.count("cannot write the tracking journal") == 1, notices
             assert "No space left on device" in notices
             assert "wait in memory" in notices
-            status = _execute(kc, "%mlops status")
+            status = execute(kc, "%mlops status")
             assert "records waiting" in status, status
             ballast.unlink()
-            saved = _execute(kc, "after_0 = 0")
+            saved = execute(kc, "after_0 = 0")
             # the 60 cells and the status cell, but for those that fit in the journal's
             # last page before the disk refused
             found = re.search(r"writable again: (\d+) waiting record\(s\) saved$", saved.strip())
             assert found and FULL_CELLS - 10 < int(found.group(1)) <= FULL_CELLS + 1, saved
             for i in range(1, 5):
-                _execute(kc, f"after_{i} = {i}")
-            _execute(kc, "%mlops flush")
+                execute(kc, f"after_{i} = {i}")
+            execute(kc, "%mlops flush")
         finally:
             km.shutdown_kernel(now=False)
             kc.stop_channels()

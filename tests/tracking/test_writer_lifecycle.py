@@ -12,6 +12,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from tests.conftest import drain, runs_of_kind
+from tests.tracking.kernel import execute
 
 KILL_WRITER = """
 import os, signal, time
@@ -32,18 +33,6 @@ def _start(project: Path, notebook: str) -> tuple[object, object]:
     return start_new_kernel(kernel_name="python3", cwd=str(project), env=env)
 
 
-def _run(kc: object, code: str) -> str:
-    out: list[str] = []
-
-    def grab(msg: dict) -> None:
-        if msg["msg_type"] == "stream":
-            out.append(msg["content"]["text"])
-
-    reply = kc.execute_interactive(code, output_hook=grab, timeout=180)  # type: ignore[attr-defined]
-    assert reply["content"]["status"] == "ok", reply["content"]
-    return "".join(out)
-
-
 def _wait_for_no_journal(project: Path) -> None:
     deadline = time.monotonic() + 120
     while list((project / ".mlops" / "journal").glob("*.jsonl")):
@@ -55,18 +44,18 @@ def _wait_for_no_journal(project: Path) -> None:
 def test_a_writer_that_keeps_crashing_pauses_and_a_flush_resumes(project: Path) -> None:
     km, kc = _start(project, "crashy.ipynb")
     try:
-        _run(kc, "%load_ext jupyter_mlops")
-        _run(kc, "before = 1")
-        assert "in the store" in _run(kc, "%mlops flush")
-        texts = [_run(kc, KILL_WRITER.format(n=n)) for n in (1, 2, 3)]
-        notices = "".join(texts) + _run(kc, "during = 2")
+        execute(kc, "%load_ext jupyter_mlops")
+        execute(kc, "before = 1")
+        assert "in the store" in execute(kc, "%mlops flush")
+        texts = [execute(kc, KILL_WRITER.format(n=n)) for n in (1, 2, 3)]
+        notices = "".join(texts) + execute(kc, "during = 2")
         assert notices.count("restarted it") == 2, notices
         assert notices.count("3 times in a row: tracking writes are paused") == 1, notices
         assert "crashes 3 alive False" in texts[2]
         assert "crashy.ipynb" not in notices or "%mlops flush restarts the writer" in notices
         for i in range(3):
-            _run(kc, f"paused_{i} = {i}")
-        flushed = _run(kc, "%mlops flush")
+            execute(kc, f"paused_{i} = {i}")
+        flushed = execute(kc, "%mlops flush")
         assert "cell records of this session are in the store" in flushed, flushed
     finally:
         km.shutdown_kernel(now=False)
@@ -84,14 +73,14 @@ def test_a_kernel_shut_down_mid_backlog_leaves_it_to_the_writer(project: Path) -
     km, kc = _start(project, "backlog.ipynb")
     lock = None
     try:
-        _run(kc, "%load_ext jupyter_mlops")
-        _run(kc, "first = 0")
-        _run(kc, "%mlops flush")
+        execute(kc, "%load_ext jupyter_mlops")
+        execute(kc, "first = 0")
+        execute(kc, "%mlops flush")
         # the store is held: every later cell waits in the journal
         lock = sqlite3.connect(project / ".mlops" / "mlflow.db", timeout=30)
         lock.execute("BEGIN EXCLUSIVE")
         for i in range(40):
-            _run(kc, f"queued_{i} = {i}")
+            execute(kc, f"queued_{i} = {i}")
         started = time.monotonic()
         km.shutdown_kernel(now=False)
         shutdown = time.monotonic() - started
