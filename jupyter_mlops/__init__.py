@@ -41,6 +41,8 @@ if TYPE_CHECKING:
         undeploy,
     )
     from .tracking.api import flush, log_metrics, log_params, set_tags
+    from .tracking.lineage import lineage
+    from .tracking.slicing import value_digest
     from .tracking.stale import StaleRun, stale
     from .widgets import panel
 
@@ -54,6 +56,8 @@ _LAZY = {
     "log_metrics": "tracking.api",
     "log_params": "tracking.api",
     "set_tags": "tracking.api",
+    "lineage": "tracking.lineage",
+    "value_digest": "tracking.slicing",
     "StaleRun": "tracking.stale",
     "stale": "tracking.stale",
     "DriftReport": "monitoring.drift",
@@ -127,6 +131,7 @@ __all__ = [
     "flush",
     "history",
     "inference_log",
+    "lineage",
     "load_ipython_extension",
     "load_settings",
     "log_labels",
@@ -148,6 +153,7 @@ __all__ = [
     "switch",
     "undeploy",
     "unload_ipython_extension",
+    "value_digest",
 ]
 
 

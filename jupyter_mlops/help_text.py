@@ -32,6 +32,15 @@ TEMPLATE = (
     "Turn this notebook into templates/NAME.ipynb: the params tracked in this session that it "
     "sets with plain assignments move into a cell tagged 'parameters'."
 )
+LINEAGE = (
+    "Show the cells, in the order they ran, and the params whose writes produced NAME's "
+    "value, as a graph (jupyter_mlops.lineage(NAME) returns it as data)."
+)
+SLICE = (
+    "Write templates/TEMPLATE.ipynb holding only the cells NAME's value came from, in the "
+    "order they ran, its params in a 'parameters' cell and an output for NAME: a papermill "
+    "run of it reproduces NAME. Use template to keep the whole notebook."
+)
 PACKAGE = (
     "Package a torch model variable as an MLflow ONNX model: export, parity check against "
     "torch, signature and model card (--example names the input batch variable)."

@@ -20,7 +20,8 @@ USAGE = (
     "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],stale,flush,"
     "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2]"
     " [--executor dask --scheduler ADDRESS],"
-    "pipelines [-n N],template NAME [--force],package MODEL --example VAR [--name N],"
+    "pipelines [-n N],template NAME [--force],lineage NAME,slice NAME TEMPLATE [--force],"
+    "package MODEL --example VAR [--name N],"
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
     "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,drift REF CUR,"
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     template = sub.add_parser("template", help=help_text.TEMPLATE, add_help=False)
     template.add_argument("name")
     template.add_argument("--force", action="store_true")
+    lin = sub.add_parser("lineage", help=help_text.LINEAGE, add_help=False)
+    lin.add_argument("name")
+    sli = sub.add_parser("slice", help=help_text.SLICE, add_help=False)
+    sli.add_argument("name")
+    sli.add_argument("template")
+    sli.add_argument("--force", action="store_true")
     pkg = sub.add_parser("package", help=help_text.PACKAGE, add_help=False)
     pkg.add_argument("model")
     pkg.add_argument("--example", required=True)
@@ -157,6 +164,8 @@ def help_message() -> str:
         ("run PIPELINE", help_text.RUN),
         ("pipelines", help_text.PIPELINES),
         ("template NAME", help_text.TEMPLATE),
+        ("lineage NAME", help_text.LINEAGE),
+        ("slice NAME TEMPLATE", help_text.SLICE),
         ("package MODEL", help_text.PACKAGE),
         ("register", help_text.REGISTER),
         ("promote", help_text.PROMOTE),
@@ -238,6 +247,22 @@ def _template_text(name: str, force: bool) -> str:
         session.settings, session.notebook, name, api.tracked_params(), force=force
     )
     return f"wrote {session.settings.relative(path)} with parameters {', '.join(names)}"
+
+
+def _slice_text(args: argparse.Namespace, namespace: dict[str, Any] | None) -> str:
+    from .tracking.lineage import name_lineage
+    from .tracking.slicing import slice_notebook
+
+    found = name_lineage(args.name)
+    session = api.require_session()
+    path, names = slice_notebook(
+        session.settings, found, args.template, (namespace or {}).get(args.name), force=args.force
+    )
+    params = f" and parameters {', '.join(names)}" if names else ""
+    return (
+        f"wrote {session.settings.relative(path)}: {len(found.runs)} cell(s) of "
+        f"{args.name}'s lineage{params}; run it with jupyter mlops run or papermill"
+    )
 
 
 def _run_text(args: argparse.Namespace) -> str:
@@ -452,6 +477,16 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         return _registry_text(args, namespace)
     if command == "template":
         return _template_text(args.name, args.force)
+    if command == "lineage":
+        from IPython.display import display
+
+        from .tracking.lineage import name_lineage
+
+        found = name_lineage(args.name)
+        display(found.figure())  # type: ignore[no-untyped-call]
+        return found.describe()
+    if command == "slice":
+        return _slice_text(args, namespace)
     if command == "panel":
         from IPython.display import display
 

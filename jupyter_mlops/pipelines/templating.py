@@ -19,7 +19,7 @@ from ..exceptions import MlopsError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
-def _literal_assignments(source: str, names: set[str]) -> list[tuple[str, Any, int, int]]:
+def literal_assignments(source: str, names: set[str]) -> list[tuple[str, Any, int, int]]:
     """(name, value, first line, last line) of top-level ``name = literal`` statements."""
     try:
         tree = ast.parse(source)
@@ -74,7 +74,7 @@ def make_template(
             continue  # the template must not rewrite itself when it runs
         lines = source.splitlines()
         drop: set[int] = set()
-        for pname, value, first, last in _literal_assignments(source, set(params)):
+        for pname, value, first, last in literal_assignments(source, set(params)):
             defaults[pname] = value
             drop.update(range(first - 1, last))
         kept = "\n".join(line for i, line in enumerate(lines) if i not in drop).strip("\n")

@@ -4,18 +4,16 @@ be read is "dataflow unknown" with its result untouched."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from jupyter_mlops import store
 from jupyter_mlops.tracking.queries import notebook_runs
 from jupyter_mlops.tracking.stale import FlowRun, compute
-from tests.conftest import ENV_KEYS, cell_text, drain, runs_of_kind, settings_for
+from tests.conftest import drain, runs_of_kind, settings_for
+from tests.tracking.kernel import notebook_kernel
 
 CELLS = [
     "%load_ext jupyter_mlops",  # 0
@@ -30,76 +28,20 @@ CELLS = [
 ]
 
 
-class Kernel:
-    """One real kernel that runs a notebook's cells in any order, as a user would."""
-
-    def __init__(self, client: NotebookClient, nb: Any) -> None:
-        self.client, self.nb = client, nb
-
-    def run(self, index: int, source: str | None = None) -> str:
-        cell = self.nb.cells[index]
-        if source is not None:
-            cell.source = source
-        kc = self.client.kc
-        assert kc is not None
-
-        def execute(code: str, **kwargs: Any) -> str:
-            # as JupyterLab does: the cell's id in the request's metadata (nbclient sends none)
-            content = {
-                "code": code,
-                "silent": False,
-                "store_history": kwargs.get("store_history", True),
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": kwargs.get("stop_on_error", True),
-            }
-            msg = kc.session.msg("execute_request", content)
-            msg["metadata"]["cellId"] = cell.id
-            kc.shell_channel.send(msg)
-            return str(msg["header"]["msg_id"])
-
-        kc.execute = execute  # type: ignore[method-assign]
-        self.client.execute_cell(cell, index)
-        return cell_text(cell)
-
-
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("stale")
-    (root / "mlops.yaml").write_text("")
-    saved_cwd, saved_env = os.getcwd(), dict(os.environ)
-    for key in ENV_KEYS:
-        os.environ.pop(key, None)
-    path = root / "nb.ipynb"
-    os.environ["JUPYTER_MLOPS_NOTEBOOK"] = str(path)
-    os.chdir(root)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in CELLS])
-    nbformat.write(nb, path)
-    client = NotebookClient(
-        nb,
-        kernel_name="python3",
-        timeout=120,
-        allow_errors=True,
-        resources={"metadata": {"path": str(root)}},
-    )
-    out: dict[str, Any] = {"root": root, "path": path}
-    try:
-        with client.setup_kernel():
-            kernel = Kernel(client, nb)
-            for i in range(7):
-                out[f"first{i}"] = kernel.run(i)
-            out["fresh"] = kernel.run(7)
-            kernel.run(4)  # q = 5 again: the same source and value
-            kernel.run(1, "lr = 0.2")  # new source, new value
-            out["stale_magic"] = kernel.run(7)
-            out["stale_api"] = kernel.run(8)
-        drain(root)
-        yield out
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-        store.forget_clients()
+    out: dict[str, Any] = {"root": root, "path": root / "nb.ipynb"}
+    with notebook_kernel(root, CELLS) as kernel:
+        for i in range(7):
+            out[f"first{i}"] = kernel.run(i)
+        out["fresh"] = kernel.run(7)
+        kernel.run(4)  # q = 5 again: the same source and value
+        kernel.run(1, "lr = 0.2")  # new source, new value
+        out["stale_magic"] = kernel.run(7)
+        out["stale_api"] = kernel.run(8)
+    drain(root)
+    yield out
 
 
 def test_a_fresh_notebook_has_no_stale_cells(session: dict[str, Any]) -> None:
