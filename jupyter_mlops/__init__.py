@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .monitoring.labels import log_labels
     from .monitoring.monitor import MonitorResult, alerts, monitor
     from .packaging.package import PackagedModel, package
+    from .pipelines.reproduce import Reproduction, reproduce
     from .pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
     from .pipelines.sweep import SweepResult, run_sweep
     from .registry.service import (
@@ -71,6 +72,8 @@ _LAZY = {
     "PipelineFailed": "pipelines.runner",
     "PipelineResult": "pipelines.runner",
     "run_pipeline": "pipelines.runner",
+    "Reproduction": "pipelines.reproduce",
+    "reproduce": "pipelines.reproduce",
     "SweepResult": "pipelines.sweep",
     "run_sweep": "pipelines.sweep",
     "PromotionRefused": "registry.service",
@@ -116,6 +119,7 @@ __all__ = [
     "PipelineFailed",
     "PipelineResult",
     "PromotionRefused",
+    "Reproduction",
     "Settings",
     "StaleRun",
     "StoreError",
@@ -144,6 +148,7 @@ __all__ = [
     "panel",
     "promote",
     "register",
+    "reproduce",
     "rollback",
     "run_pipeline",
     "run_sweep",

@@ -457,6 +457,29 @@ audit.help = help_text.AUDIT
 
 
 @main.command()
+@click.argument("run_id", metavar="RUN_ID")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=1e-6,
+    show_default=True,
+    help=help_text.REPRODUCE_TOLERANCE,
+)
+@_errors_to_exit
+@_needs_store
+def reproduce(run_id: str, tolerance: float) -> None:
+    from .pipelines.reproduce import reproduce as run_again
+
+    found = run_again(run_id, tolerance=tolerance, progress=True)
+    click.echo(found.summary())
+    if not found.same:
+        sys.exit(4)  # for CI: the metrics came out different
+
+
+reproduce.help = help_text.REPRODUCE
+
+
+@main.command()
 @click.argument("spec", metavar="MODEL@ALIAS|MODEL/VERSION|models:/...|runs:/...")
 @click.option("--data", required=True, metavar="FILE.csv|FILE.parquet", help=help_text.EVAL_DATA)
 @click.option("--target", required=True, metavar="COLUMN", help=help_text.EVAL_TARGET)

@@ -31,6 +31,7 @@ _TRACKING_KEYS = {
     "source_tag_limit",
     "secret_patterns",
     "export_tracking_uri",
+    "files",
 }
 _TOP_KEYS = {"tracking", "pipelines", "registry", "serving", "monitoring", "team", "models"}
 
@@ -52,6 +53,8 @@ class TrackingSettings:
     #: ``%load_ext`` sets ``MLFLOW_TRACKING_URI`` in the kernel so the user's own ``mlflow``
     #: calls and ``!python train.py`` land in the project store too.
     export_tracking_uri: bool = True
+    #: record the project files each cell opens (an audit hook; see ``tracking/files.py``)
+    files: bool = True
 
     def metric_regex(self) -> re.Pattern[str]:
         return re.compile(self.metric_pattern, re.IGNORECASE)
@@ -137,7 +140,7 @@ def _tracking_settings(section: Any, path: Path) -> TrackingSettings:
             field="tracking",
         )
     kwargs: dict[str, Any] = {}
-    for key in ("enabled", "export_tracking_uri"):
+    for key in ("enabled", "export_tracking_uri", "files"):
         if key in section:
             if not isinstance(section[key], bool):
                 raise ConfigError("must be true or false", path=str(path), field=f"tracking.{key}")

@@ -33,9 +33,16 @@ TEMPLATE = (
     "sets with plain assignments move into a cell tagged 'parameters'."
 )
 LINEAGE = (
-    "Show the cells, in the order they ran, and the params whose writes produced NAME's "
-    "value, as a graph (jupyter_mlops.lineage(NAME) returns it as data)."
+    "Show the cells, in the order they ran, and the params and files whose writes produced "
+    "NAME's value, as a graph (jupyter_mlops.lineage(NAME) returns it as data). NAME is a "
+    "variable, or MODEL@ALIAS / MODEL/VERSION for the cells behind a registered model."
 )
+REPRODUCE = (
+    "Run a pipeline run again with its recorded params, from its recorded commit (in a "
+    "temporary worktree when the tree has moved on), or the chain of cells behind a cell run, "
+    "and print each metric against the original. Exit status 4 when one differs."
+)
+REPRODUCE_TOLERANCE = "relative tolerance for a metric to count as the same"
 SLICE = (
     "Write templates/TEMPLATE.ipynb holding only the cells NAME's value came from, in the "
     "order they ran, its params in a 'parameters' cell and an output for NAME: a papermill "

@@ -20,7 +20,8 @@ USAGE = (
     "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],stale,flush,"
     "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2]"
     " [--executor dask --scheduler ADDRESS],"
-    "pipelines [-n N],template NAME [--force],lineage NAME,slice NAME TEMPLATE [--force],"
+    "pipelines [-n N],template NAME [--force],lineage NAME|MODEL@ALIAS,"
+    "slice NAME TEMPLATE [--force],reproduce RUN_ID [--tolerance T],"
     "package MODEL --example VAR [--name N],"
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     sli.add_argument("name")
     sli.add_argument("template")
     sli.add_argument("--force", action="store_true")
+    rep = sub.add_parser("reproduce", help=help_text.REPRODUCE, add_help=False)
+    rep.add_argument("run_id")
+    rep.add_argument("--tolerance", type=float, default=1e-6)
     pkg = sub.add_parser("package", help=help_text.PACKAGE, add_help=False)
     pkg.add_argument("model")
     pkg.add_argument("--example", required=True)
@@ -166,6 +170,7 @@ def help_message() -> str:
         ("template NAME", help_text.TEMPLATE),
         ("lineage NAME", help_text.LINEAGE),
         ("slice NAME TEMPLATE", help_text.SLICE),
+        ("reproduce RUN_ID", help_text.REPRODUCE),
         ("package MODEL", help_text.PACKAGE),
         ("register", help_text.REGISTER),
         ("promote", help_text.PROMOTE),
@@ -487,6 +492,10 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         return found.describe()
     if command == "slice":
         return _slice_text(args, namespace)
+    if command == "reproduce":
+        from .pipelines.reproduce import reproduce
+
+        return reproduce(args.run_id, tolerance=args.tolerance).summary()
     if command == "panel":
         from IPython.display import display
 

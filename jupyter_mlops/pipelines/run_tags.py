@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..config import Settings
+from ..vcs import changed_files, git_commit
 from .spec import PipelineSpec
 
 _TAG_LIMIT = 8000
@@ -46,7 +47,19 @@ def pipeline_tags(
         "mlops.dag": json_tag({n: list(s.needs) for n, s in spec.steps.items()}),
         "mlflow.source.name": settings.relative(spec.path),
         "mlflow.source.type": "PROJECT",
+        **git_tags(spec.base_dir),
         **extra,
+    }
+
+
+def git_tags(cwd: Any) -> dict[str, str]:
+    """The commit the pipeline ran from, and whether tracked files differed from it."""
+    commit = git_commit(cwd)
+    if commit is None:
+        return {}
+    return {
+        "mlflow.source.git.commit": commit,
+        "mlops.git_dirty": "true" if changed_files(cwd) else "false",
     }
 
 

@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from .capture import cell_tree
+from .files import FILE_PREFIX
 from .stale import FlowRun
 
 #: calls that read or write names no AST shows
@@ -594,6 +595,8 @@ class FlowRecord:
     #: name -> version written
     written: dict[str, str] = field(default_factory=dict)
     params: list[str] = field(default_factory=list)
+    #: project file -> version, for the files read that no run of this kernel wrote
+    files: dict[str, str] = field(default_factory=dict)
     unknown: str | None = None
 
     def tags(self) -> dict[str, str]:
@@ -610,12 +613,19 @@ class FlowRecord:
         body: dict[str, Any] = {"u": self.upstream, "w": self.written}
         if self.params:
             body["p"] = self.params
+        if self.files:
+            body["f"] = self.files
         text = json.dumps(body, separators=(",", ":"))
         if len(text) <= TAG_LIMIT:
             return text
         # keep what fits, and say the rest was dropped: staleness then sees part of it
-        kept: dict[str, Any] = {"u": {}, "w": {}, "t": 1}
+        kept: dict[str, Any] = {"u": {}, "w": {}, "f": {}, "t": 1}
         size = 40
+        for path, ver in self.files.items():
+            size += len(path) + len(ver) + 6
+            if size > TAG_LIMIT // 4:
+                break
+            kept["f"][path] = ver
         for rec, names in self.upstream.items():
             for name, ver in names.items():
                 size += len(rec) + len(name) + len(ver) + 12
@@ -671,11 +681,14 @@ class DataflowTracker:
         start: int = 0,
         execution_count: Any = None,
         source: str = "",
+        files: Iterable[Mapping[str, Any]] = (),
     ) -> FlowRecord:
         """Record one finished (or failed) run and move the map on.
 
         ``bound``: for a failed cell, the names it is known to have bound (the others it
-        may bind were never reached); None for a finished cell.
+        may bind were never reached); None for a finished cell. ``files``: what
+        ``FileWatch.stop`` found; a file is the name ``file:PATH``, so a cell that reads a
+        file another cell wrote reads from that cell.
         """
         run = FlowRun(
             record_id,
@@ -691,13 +704,28 @@ class DataflowTracker:
             return FlowRecord(unknown=flow.unknown)
         writers = self.writers
         reads = [n for n in flow.reads if n in namespace or n in writers or n not in _BUILTINS]
-        out = FlowRecord(reads=reads)
+        out = FlowRecord(reads=list(reads))
+        written_files: dict[str, str] = {}
+        for entry in files:
+            name = FILE_PREFIX + entry["path"]
+            version = entry.get("version") or "deleted"
+            if entry["mode"] != "r":
+                written_files[name] = version
+                continue
+            out.reads.append(name)
+            writer = writers.get(name)
+            if writer is not None and writer.version == version:
+                out.upstream.setdefault(writer.record_id, {})[name] = version
+            else:
+                # written outside this kernel (or changed since): its version now is the input
+                out.files[entry["path"]] = version
         for name in reads:
             writer = writers.get(name)
             if writer is not None:
                 out.upstream.setdefault(writer.record_id, {})[name] = writer.version
         inputs = "\0".join(
-            f"{n}={v}" for names in out.upstream.values() for n, v in sorted(names.items())
+            [f"{n}={v}" for names in out.upstream.values() for n, v in sorted(names.items())]
+            + [f"{FILE_PREFIX}{p}={v}" for p, v in sorted(out.files.items())]
         )
         binds = flow.binds
         if bound is not None:
@@ -721,8 +749,12 @@ class DataflowTracker:
                 writers[name] = Writer(record_id, cell_id, source_hash, version, fp)
                 if name in params:
                     out.params.append(name)
+        for name, version in written_files.items():
+            out.written[name] = version
+            writers[name] = Writer(record_id, cell_id, source_hash, version, None)
         out.writes = list(out.written)
         run.upstream, run.written, run.params = out.upstream, out.written, frozenset(out.params)
+        run.files = out.files
         return out
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import NotFoundError
-from .stale import FlowRun, Staleness, compute
+from .files import FILE_PREFIX
+from .stale import FileNow, FlowRun, Staleness, compute, project_files
 
 
 @dataclass
@@ -43,6 +44,17 @@ class Lineage:
                     seen.setdefault(name)
         return list(seen)
 
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """The project files the chain read from outside it, with the version each was read
+        at and the runs that read it (a file a chain cell wrote is an edge, not an input)."""
+        found: dict[str, dict[str, Any]] = {}
+        for run in self.runs:
+            for path, version in run.files.items():
+                entry = found.setdefault(path, {"path": path, "version": version, "read_by": []})
+                entry["read_by"].append(run.record_id)
+        return list(found.values())
+
     def to_dict(self) -> dict[str, Any]:
         states = self.states
         return {
@@ -53,7 +65,19 @@ class Lineage:
                     "cell_id": r.cell_id,
                     "execution_count": r.execution_count,
                     "source": r.source,
-                    "writes": list(r.written),
+                    "writes": [n for n in r.written if not n.startswith(FILE_PREFIX)],
+                    "files_read": [
+                        *r.files,
+                        *(
+                            n[len(FILE_PREFIX) :]
+                            for names in r.upstream.values()
+                            for n in names
+                            if n.startswith(FILE_PREFIX)
+                        ),
+                    ],
+                    "files_written": [
+                        n[len(FILE_PREFIX) :] for n in r.written if n.startswith(FILE_PREFIX)
+                    ],
                     "params": sorted(r.params),
                     "stale": states[r.record_id].stale if r.record_id in states else None,
                     "stale_reason": states[r.record_id].reason if r.record_id in states else None,
@@ -62,6 +86,7 @@ class Lineage:
             ],
             "edges": [{"from": a, "to": b, "names": names} for a, b, names in self.edges],
             "params": self.params,
+            "files": self.files,
             "missing": list(self.missing),
             "dataflow_unknown": [r.record_id for r in self.unknown],
         }
@@ -71,8 +96,13 @@ class Lineage:
         lines = [f"{self.target} comes from {len(self.runs)} cell run(s), in the order they ran:"]
         for run in self.runs:
             count = run.execution_count if run.execution_count not in (None, "") else " "
-            wrote = ", ".join(f"param {n}" if n in run.params else n for n in run.written if n)
-            lines.append(f"  [{count}] {run.preview}   -> {wrote or 'nothing'}")
+            wrote = ", ".join(_label(n, run) for n in run.written if n)
+            read = ", ".join(f"file {p}" for p in run.files)
+            lines.append(
+                f"  [{count}] {run.preview}   "
+                + (f"<- {read} " if read else "")
+                + f"-> {wrote or 'nothing'}"
+            )
         state = self.states.get(self.runs[-1].record_id)
         if state is not None and state.stale:
             lines.append(f"  stale: {state.reason}")
@@ -92,18 +122,26 @@ class Lineage:
         """The chain as a left-to-right graph: a cell's column is its depth from the inputs."""
         import plotly.graph_objects as go
 
+        files = self.files
+        # the files read from outside the chain stand in a first column of their own
+        first = 1 if files else 0
         depth: dict[str, int] = {}
         for run in self.runs:  # oldest first, so every upstream run already has its depth
             ups = [depth[u] for u in run.upstream if u in depth]
-            depth[run.record_id] = 1 + max(ups) if ups else 0
-        rows: dict[int, int] = {}
-        place: dict[str, tuple[int, int]] = {}
+            depth[run.record_id] = 1 + max(ups) if ups else first
+        rows: dict[int, int] = {0: len(files)} if files else {}
+        place: dict[str, tuple[int, int]] = {
+            FILE_PREFIX + f["path"]: (0, i) for i, f in enumerate(files)
+        }
         for run in self.runs:
             d = depth[run.record_id]
             place[run.record_id] = (d, rows.get(d, 0))
             rows[d] = rows.get(d, 0) + 1
         fig = go.Figure()
-        for a, b, names in self.edges:
+        file_edges: list[tuple[str, str, list[str]]] = [
+            (FILE_PREFIX + f["path"], r, []) for f in files for r in f["read_by"]
+        ]
+        for a, b, names in [*file_edges, *self.edges]:
             (x0, y0), (x1, y1) = place[a], place[b]
             fig.add_trace(
                 go.Scatter(
@@ -154,8 +192,23 @@ class Lineage:
                 showlegend=False,
             )
         )
+        if files:
+            fig.add_trace(
+                go.Scatter(
+                    x=[0] * len(files),
+                    y=[-i for i in range(len(files))],
+                    mode="markers+text",
+                    marker={"size": 13, "color": "#8d6e63", "symbol": "square"},
+                    text=[f["path"] for f in files],
+                    textposition="top center",
+                    hovertext=[f"file {f['path']}, read at {f['version']}" for f in files],
+                    hoverinfo="text",
+                    showlegend=False,
+                )
+            )
         fig.update_layout(
-            title=f"lineage of {self.target} (blue: its cell, green: sets a param, orange: stale)",
+            title=f"lineage of {self.target} (blue: its cell, green: sets a param, orange: stale"
+            + (", brown: a file read)" if files else ")"),
             # room around the nodes for their labels, which stand above them
             xaxis={"visible": False, "range": [-0.6, max(depth.values(), default=0) + 0.6]},
             yaxis={"visible": False, "range": [-max(rows.values(), default=1) + 0.5, 0.6]},
@@ -166,8 +219,17 @@ class Lineage:
         return fig
 
 
-def chain(runs: Sequence[FlowRun], record_id: str, target: str) -> Lineage:
-    """The runs that ``record_id``'s run depends on (itself included), oldest first."""
+def _label(name: str, run: FlowRun) -> str:
+    if name.startswith(FILE_PREFIX):
+        return f"file {name[len(FILE_PREFIX) :]}"
+    return f"param {name}" if name in run.params else name
+
+
+def chain(
+    runs: Sequence[FlowRun], record_id: str, target: str, file_now: FileNow | None = None
+) -> Lineage:
+    """The runs that ``record_id``'s run depends on (itself included), oldest first;
+    ``file_now`` checks the files they read against the disk for staleness."""
     by_id = {r.record_id: r for r in runs}
     if record_id not in by_id:
         raise NotFoundError(f"the run that wrote {target!r} is no longer in this record")
@@ -193,7 +255,7 @@ def chain(runs: Sequence[FlowRun], record_id: str, target: str) -> Lineage:
     ]
     last = by_id[record_id].start
     unknown = [r for r in runs if r.unknown is not None and r.start < last]
-    states = compute(runs)
+    states = compute(runs, file_now)
     return Lineage(
         target,
         ordered,
@@ -219,18 +281,31 @@ def writer_of(name: str, writers: Mapping[str, Any], known: Iterable[str] = ()) 
 
 
 def lineage(name: str) -> dict[str, Any]:
-    """What produced ``name`` in this kernel: the cells, params and names, as plain data.
+    """What produced ``name``: a variable of this kernel, or a registered model as
+    ``MODEL@ALIAS`` / ``MODEL/VERSION`` (through the cell that packaged it); the cells,
+    params and files, as plain data.
 
     >>> jupyter_mlops.lineage("model")["params"]  # doctest: +SKIP
     ['lr', 'epochs']
+    >>> jupyter_mlops.lineage("digits@champion")["files"]  # doctest: +SKIP
+    [{'path': 'data/train.csv', 'version': '10240:1764844800000000000', 'read_by': [...]}]
     """
     return name_lineage(name).to_dict()
 
 
 def name_lineage(name: str) -> Lineage:
     """``lineage(name)`` as an object, for the figure and the slice."""
+    if "@" in name or "/" in name:
+        from ..config import load_settings
+        from ..registry.model_lineage import model_lineage
+        from .api import active_session
+
+        session = active_session()
+        return model_lineage(session.settings if session else load_settings(), name)
     from .api import require_session
 
-    flow = require_session().recorder.dataflow
-    record_id = writer_of(name, flow.writers, flow.writers)
-    return chain(list(flow.runs), record_id, name)
+    session = require_session()
+    flow = session.recorder.dataflow
+    known = [n for n in flow.writers if not n.startswith(FILE_PREFIX)]
+    record_id = writer_of(name, flow.writers, known)
+    return chain(list(flow.runs), record_id, name, project_files(session.settings))

@@ -16,7 +16,7 @@ from ..exceptions import MlopsError, NotFoundError
 from ..table import format_rows
 from .journal import DrainState, Record, is_locked, journals, read_records
 from .preview import describe
-from .stale import FlowRun, compute, flow_from_tags
+from .stale import FlowRun, compute, flow_from_tags, project_files
 
 
 @dataclass
@@ -264,6 +264,20 @@ def pending_cells(
     return out
 
 
+def pending_flows(settings: Settings, session_run_id: str) -> list[FlowRun]:
+    """The dataflow of the cell records of one session run still in a journal."""
+    out = []
+    for paths in journals(settings.journal_dir):
+        state = DrainState.load(paths.state)
+        if state.session_run_id != session_run_id:
+            continue
+        for _, record in read_records(paths.journal, state.offset):
+            flow = _record_flow(record) if record.get("type") == "cell" else None
+            if flow is not None:
+                out.append(flow)
+    return out
+
+
 def _record_flow(record: Record) -> FlowRun | None:
     return flow_from_tags(
         record.get("tags") or {},
@@ -276,7 +290,7 @@ def _record_flow(record: Record) -> FlowRun | None:
     )
 
 
-def _run_flow(run: Any) -> FlowRun | None:
+def run_flow(run: Any) -> FlowRun | None:
     tags = run.data.tags
     return flow_from_tags(
         tags,
@@ -289,10 +303,11 @@ def _run_flow(run: Any) -> FlowRun | None:
     )
 
 
-def _mark_stale(rows: list[CellRun], flows: list[FlowRun | None]) -> None:
+def _mark_stale(rows: list[CellRun], flows: list[FlowRun | None], settings: Settings) -> None:
     """Set ``stale`` and ``stale_reason`` of ``rows`` from the dataflow of the runs at hand
-    (a later page does not see what the newer runs of the first one changed)."""
-    states = compute(f for f in flows if f is not None)
+    (a later page does not see what the newer runs of the first one changed) and the
+    project's files as they are now."""
+    states = compute((f for f in flows if f is not None), project_files(settings))
     for row in rows:
         state = states.get(row.record_id or "")
         if state is not None:
@@ -353,7 +368,7 @@ def notebook_runs(
     client = store.client(settings)
     found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage == "deleted":
-        _mark_stale(pending, flows)
+        _mark_stale(pending, flows, settings)
         return RunsPage(notebook, experiment, None, [], None, [], pending, tracking)
     try:
         # no filter on the kind tag: with MLflow's SQL store that join costs ~3x the page
@@ -371,8 +386,8 @@ def notebook_runs(
     sessions = [_session_run(r) for r, k in zip(runs, kinds, strict=True) if k == "session"]
     stored = {c.record_id for c in cells}
     pending = [p for p in pending if p.record_id not in stored]
-    flows += [_run_flow(r) for r, k in zip(runs, kinds, strict=True) if k == "cell"]
-    _mark_stale(cells + pending, flows)
+    flows += [run_flow(r) for r, k in zip(runs, kinds, strict=True) if k == "cell"]
+    _mark_stale(cells + pending, flows, settings)
     token = runs.token.decode() if isinstance(runs.token, bytes) else runs.token
     return RunsPage(
         notebook,

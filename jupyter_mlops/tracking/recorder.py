@@ -25,6 +25,7 @@ from .bindings import BeforeCell, bound_by_cell, failing_line
 from .capture import MetricNamer, bound_names, snapshot
 from .dataflow import DataflowTracker, analyse
 from .errors import error_details
+from .files import FileWatch
 from .journal import JournalWriter, Record
 from .redact import MASK, Redactor
 
@@ -75,6 +76,7 @@ class CellRecorder:
         settings: TrackingSettings,
         *,
         enabled: bool = True,
+        files: FileWatch | None = None,
     ) -> None:
         self.shell = shell
         self.journal = journal
@@ -86,6 +88,8 @@ class CellRecorder:
         self.redactor = Redactor(settings)
         #: which run last wrote each name, for the reads of the next cells
         self.dataflow = DataflowTracker()
+        #: the project files each cell opens; None when ``tracking.files`` is off
+        self.files = files
         self._transform: Callable[[str], str] | None = getattr(shell, "transform_cell", None)
         self._depth = 0
         self._current: _CellInFlight | None = None
@@ -131,6 +135,8 @@ class CellRecorder:
                 # the values the cell may rebind, so that only what it did bind is recorded
                 cell.names = bound_names(raw, self._transform)
                 cell.before = BeforeCell(cell.names, self.shell.user_ns)
+                if self.files is not None:
+                    self.files.start()
         except Exception as err:
             self._fail(err)
 
@@ -250,6 +256,7 @@ class CellRecorder:
     def _record(self, cell: _CellInFlight, result: Any) -> None:
         end = time.time()
         duration = time.perf_counter() - cell.perf
+        files = self.files.stop() if self.files is not None else []
         status, error = _status(result)
         err = getattr(result, "error_in_exec", None)
         namespace = self.shell.user_ns
@@ -305,6 +312,8 @@ class CellRecorder:
             record["error"] = error
         if captured.datasets:
             record["datasets"] = captured.datasets
+        if files:
+            record["files"] = files
         skipped = {**captured.skipped, **cell.skipped}
         if skipped:
             record["skipped"] = skipped
@@ -340,6 +349,7 @@ class CellRecorder:
                 start=record["start"],
                 execution_count=record["execution_count"],
                 source=record["source"],
+                files=record.get("files", ()),
             )
             return found.tags()
         except Exception as err:

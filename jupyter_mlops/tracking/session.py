@@ -20,6 +20,7 @@ from typing import Any
 
 from ..config import Settings
 from .drainer_client import DrainerHandle, Event
+from .files import FileWatch
 from .journal import FileLock, JournalPaths, JournalWriter
 from .recorder import CellRecorder
 
@@ -91,6 +92,11 @@ class TrackingSession:
             self.session_id,
             settings.tracking,
             enabled=settings.tracking.enabled,
+            files=(
+                FileWatch(settings.project_dir, skip=[settings.state_dir]).install()
+                if settings.tracking.files
+                else None
+            ),
         )
         self.drainer = DrainerHandle(settings, self.session_id, self._on_event)
         self._store_warned = False
@@ -195,6 +201,8 @@ class TrackingSession:
             return
         self._ended = True
         self.recorder.unregister()
+        if self.recorder.files is not None:
+            self.recorder.files.uninstall()
         with contextlib.suppress(OSError):
             self.journal.append(
                 {

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any
 
 from .. import store
 from ..config import Settings
+from ..vcs import git_commit
+from .files import content_digest, file_version
 from .journal import DrainState, Record
 from .preview import describe
 from .redact import Redactor
@@ -55,16 +56,6 @@ _PANDAS_TO_MLFLOW = {
 _VERSIONED_PACKAGES = ("mlflow", "ipykernel", "numpy", "pandas", "scikit-learn", "torch")
 
 
-def _git_commit(cwd: Path) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
-
-
 def environment_tags(settings: Settings, notebook: str | None) -> dict[str, str]:
     """Python, key package versions and the git commit of the project."""
     tags = {"mlops.python": platform.python_version()}
@@ -73,7 +64,7 @@ def environment_tags(settings: Settings, notebook: str | None) -> dict[str, str]
             tags[f"mlops.version.{dist}"] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             pass
-    commit = _git_commit(Path(notebook).parent if notebook else settings.project_dir)
+    commit = git_commit(Path(notebook).parent if notebook else settings.project_dir)
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
@@ -103,6 +94,7 @@ class MlflowSink:
         #: record id -> status of the run the store already holds for it (from reconcile)
         self._in_store: dict[str, str] = {}
         self._experiments: dict[str, str] = {}
+        self._file_digests: dict[tuple[str, str | None], str | None] = {}
 
     @property
     def _session(self) -> Record:
@@ -306,6 +298,8 @@ class MlflowSink:
                     tags[f"mlops.error_{key}"] = _truncate(str(error[key]), 4000)
         if label:
             tags["mlops.label"] = label
+        if rec.get("files"):
+            tags["mlops.files"] = _truncate(json.dumps(self._files(rec["files"])), _MAX_TAG)
         if rec.get("skipped"):
             tags["mlops.skipped"] = _truncate(json.dumps(rec["skipped"]), _MAX_TAG)
         for key, value in (rec.get("tags") or {}).items():
@@ -353,8 +347,10 @@ class MlflowSink:
             client.log_batch(run_id, params=more_params[i : i + _MAX_PARAMS])
         for i in range(room, len(metrics), _MAX_METRICS):
             client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS])
-        if rec.get("datasets"):
-            client.log_inputs(run_id, datasets=[self._dataset_input(d) for d in rec["datasets"]])
+        inputs = [self._dataset_input(d) for d in rec.get("datasets") or ()]
+        inputs += [self._file_input(f) for f in rec.get("files") or () if f["mode"] == "r"]
+        if inputs:
+            client.log_inputs(run_id, datasets=inputs)
         source = rec.get("source", "")
         if len(source) > self.settings.tracking.source_tag_limit:
             self._log_text(run_id, source, "cell_source.py")
@@ -462,6 +458,40 @@ class MlflowSink:
             path = Path(tmp) / name
             path.write_text(text, encoding="utf-8")
             self._client.log_artifact(run_id, str(path))
+
+    def _file_digest(self, entry: dict[str, Any]) -> str | None:
+        """A file's content digest, computed here, off the kernel; None for a file changed
+        or gone since the cell ran (its content then is not what the cell saw)."""
+        key = (entry["path"], entry.get("version"))
+        if key not in self._file_digests:
+            if len(self._file_digests) > 10_000:
+                self._file_digests.clear()
+            path = self.settings.project_dir / entry["path"]
+            same = entry.get("version") and file_version(path) == entry["version"]
+            self._file_digests[key] = content_digest(path) if same else None
+        return self._file_digests[key]
+
+    def _files(self, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for entry in files:
+            digest = self._file_digest(entry)
+            out.append({**entry, "digest": digest} if digest else dict(entry))
+        return out
+
+    def _file_input(self, entry: dict[str, Any]) -> Any:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        digest = self._file_digest(entry)
+        size = (entry.get("version") or "").split(":")[0]
+        dataset = Dataset(
+            name=entry["path"],
+            # MLflow keeps 36 characters of a digest
+            digest=(digest or entry.get("version") or "missing")[:36],
+            source_type="local",
+            source=json.dumps({"uri": entry["path"]}),
+            profile=json.dumps({"bytes": int(size)}) if size.isdigit() else None,
+        )
+        return DatasetInput(dataset=dataset, tags=[InputTag("mlflow.data.context", "cell")])
 
     @staticmethod
     def _dataset_input(summary: dict[str, Any]) -> Any:

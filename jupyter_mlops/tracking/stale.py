@@ -3,18 +3,20 @@
 A run read each name at a version (``dataflow.DataflowTracker``); it is stale when the run
 that now last wrote the name wrote another version (the upstream cell was re-run with new
 source or gave a different value, another cell rebound the name, a param changed), or when
-a run it read from is itself stale. The same computation serves the kernel
-(``jupyter_mlops.stale()``, ``%mlops stale``) and the REST ``runs`` answer, from the runs'
-``mlops.dataflow`` tags or journal records.
+a run it read from is itself stale, or when a file it read has changed on disk since. The
+same computation serves the kernel (``jupyter_mlops.stale()``, ``%mlops stale``) and the
+REST ``runs`` answer, from the runs' ``mlops.dataflow`` tags or journal records.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .files import FILE_PREFIX, file_version
 from .preview import describe
 
 _PREVIEW = 40
@@ -35,6 +37,8 @@ class FlowRun:
     #: name -> version written
     written: dict[str, str] = field(default_factory=dict)
     params: frozenset[str] = frozenset()
+    #: project file -> version read, for files no run of the kernel had written
+    files: dict[str, str] = field(default_factory=dict)
     #: why its dataflow is unknown; None when known. No dataflow at all: ``known`` False
     unknown: str | None = None
     known: bool = True
@@ -102,6 +106,7 @@ def flow_from_tags(
     run.upstream = {str(k): dict(v) for k, v in (body.get("u") or {}).items()}
     run.written = dict(body.get("w") or {})
     run.params = frozenset(body.get("p") or ())
+    run.files = dict(body.get("f") or {})
     return run
 
 
@@ -115,7 +120,12 @@ def _cell(run: FlowRun) -> str:
 
 
 def _why(name: str, was: FlowRun | None, now: FlowRun) -> str:
-    what = f"param {name}" if name in now.params or (was and name in was.params) else name
+    if name.startswith(FILE_PREFIX):
+        what = f"file {name[len(FILE_PREFIX) :]}"
+    elif name in now.params or (was and name in was.params):
+        what = f"param {name}"
+    else:
+        what = name
     if was is not None and now.cell_id is not None and now.cell_id == was.cell_id:
         if now.source_hash != was.source_hash:
             return f"{what} changed: {_cell(now)} was re-run with new source"
@@ -123,8 +133,33 @@ def _why(name: str, was: FlowRun | None, now: FlowRun) -> str:
     return f"{what} changed: {_cell(now)} wrote it since"
 
 
-def compute(runs: Iterable[FlowRun]) -> dict[str, Staleness]:
-    """Each run's staleness by record id, against the newest write of every name."""
+#: a project file's version now (``files.file_version``), None when it is gone
+FileNow = Callable[[str], "str | None"]
+
+
+def _file_reasons(
+    run: FlowRun, file_now: FileNow, latest: Mapping[str, tuple[FlowRun, str]]
+) -> list[str]:
+    out = []
+    for path, version in run.files.items():
+        now = file_now(path)
+        if now == version:
+            continue
+        writer = latest.get(FILE_PREFIX + path)
+        if writer is not None and writer[0].start > run.start and writer[1] == now:
+            out.append(f"file {path} changed: {_cell(writer[0])} wrote it since")
+        elif now is None:
+            out.append(f"file {path} is gone")
+        else:
+            out.append(f"file {path} changed since it was read")
+    return out
+
+
+def compute(runs: Iterable[FlowRun], file_now: FileNow | None = None) -> dict[str, Staleness]:
+    """Each run's staleness by record id, against the newest write of every name and,
+    with ``file_now``, what the files it read hold now."""
+    if file_now is not None:
+        file_now = functools.lru_cache(maxsize=None)(file_now)
     ordered = sorted(runs, key=lambda r: r.start)
     by_id = {r.record_id: r for r in ordered}
     latest: dict[str, tuple[FlowRun, str]] = {}
@@ -161,6 +196,8 @@ def compute(runs: Iterable[FlowRun]) -> dict[str, Staleness]:
                     if upstream.stale and not through:
                         through.append(f"it read {name} from stale {_cell(now[0])}")
         visiting.discard(run.record_id)
+        if file_now is not None and run.files:
+            direct.extend(_file_reasons(run, file_now, latest))
         reasons = direct or through
         if reasons:
             extra = f" (and {len(reasons) - 1} more)" if len(direct) > 1 else ""
@@ -175,9 +212,9 @@ def compute(runs: Iterable[FlowRun]) -> dict[str, Staleness]:
     return out
 
 
-def stale_cells(runs: Sequence[FlowRun]) -> list[StaleRun]:
+def stale_cells(runs: Sequence[FlowRun], file_now: FileNow | None = None) -> list[StaleRun]:
     """The cells whose latest run is stale, in the order they last ran."""
-    states = compute(runs)
+    states = compute(runs, file_now)
     latest: dict[str, FlowRun] = {}
     for run in sorted(runs, key=lambda r: r.start):
         latest[run.cell_id or run.record_id] = run
@@ -211,4 +248,11 @@ def stale() -> list[StaleRun]:
     """
     from .api import require_session
 
-    return stale_cells(list(require_session().recorder.dataflow.runs))
+    session = require_session()
+    return stale_cells(list(session.recorder.dataflow.runs), project_files(session.settings))
+
+
+def project_files(settings: Any) -> FileNow:
+    """``file_now`` for the project's files."""
+    root = settings.project_dir
+    return lambda path: file_version(root / path)
