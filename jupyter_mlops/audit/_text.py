@@ -111,3 +111,19 @@ def headline(facts: AuditFacts) -> list[tuple[str, str]]:
     if facts.request is not None:
         rows.insert(0, ("request", f"{facts.request.request_id} via {facts.request.deployment}"))
     return rows
+
+
+def lineage_sentence(facts: AuditFacts) -> str:
+    """Which of the cells produced the model, with the params and files along the way."""
+    found = facts.lineage
+    cells = len(found.get("cells") or ())
+    text = f"{cells} of these {len(facts.cells)} cells led to the packaged model"
+    params = found.get("params") or []
+    if params:
+        text += f"; params set along the way: {', '.join(params)}"
+    files = found.get("files") or []
+    if files:
+        text += "; files read: " + ", ".join(
+            f"{f['path']} ({f['version'].split(':')[0]} bytes)" for f in files
+        )
+    return text + "."

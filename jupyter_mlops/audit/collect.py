@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import store
 from ..config import Settings
-from ..exceptions import NotFoundError
+from ..exceptions import MlopsError, NotFoundError
 from .analysis import analysis_of
 from .facts import AuditFacts, GateVerdict, RequestFacts, RunFacts
 
@@ -327,6 +327,7 @@ def collect(
     else:
         facts.package = run_facts(client, package, experiments)
         runs = _lineage(client, facts, package, experiments)
+    facts.lineage = _cell_lineage(settings, model, version, facts)
     facts.git_commit, facts.environment = _environment(runs)
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     chain = [facts.package, *facts.steps, facts.session, *facts.cells]
@@ -346,6 +347,27 @@ def collect(
     # fairness and attributions over a monitored window count too, oldest first like the rest
     facts.analysis = analysis_of(client, [*runs, *evaluations, *monitored[::-1]], facts.notes)
     return facts
+
+
+def _cell_lineage(
+    settings: Settings, model: str, version: str, facts: AuditFacts
+) -> dict[str, Any]:
+    """The chain of cells behind the packaging cell, when its cells were tracked."""
+    from ..registry.model_lineage import model_lineage
+
+    if not facts.cells:
+        return {}
+    try:
+        found = model_lineage(settings, f"{model}/{version}")
+    except MlopsError as err:
+        facts.notes.append(f"the cell lineage could not be read: {err}")
+        return {}
+    records = {r.record_id for r in found.runs}
+    return {
+        "cells": [c.run_id for c in facts.cells if c.tags.get("mlops.record_id") in records],
+        "params": found.params,
+        "files": found.files,
+    }
 
 
 def require_alias(client: Any, model: str, alias: str) -> str:

@@ -101,6 +101,9 @@ class AuditFacts:
     steps: list[RunFacts] = field(default_factory=list)
     session: RunFacts | None = None
     cells: list[RunFacts] = field(default_factory=list)
+    #: the cell runs whose writes led to the packaged model (``%mlops lineage``): their run
+    #: ids, the params set along the way and the files read; empty when not recorded
+    lineage: dict[str, Any] = field(default_factory=dict)
     datasets: list[dict[str, Any]] = field(default_factory=list)
     git_commit: str | None = None
     environment: dict[str, str] = field(default_factory=dict)

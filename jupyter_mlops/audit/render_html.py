@@ -15,6 +15,7 @@ from ._text import (
     duration,
     forced,
     headline,
+    lineage_sentence,
     monitor_headers,
     monitor_tag,
     number,
@@ -211,11 +212,16 @@ def _lineage(f: AuditFacts) -> str:
     if f.session is not None:
         parts.append(_run("Notebook session", f.session))
     if f.cells:
+        chain = set(f.lineage.get("cells") or ())
         parts.append(f"<h3>Cells that ran before packaging ({len(f.cells)})</h3>")
+        if f.lineage:
+            parts.append(f"<p>{_e(lineage_sentence(f))}</p>")
         for c in f.cells:
             failed = " failed" if c.status != "FINISHED" else ""
             label = f"[{c.execution_count}]" if c.execution_count else "cell"
             head = f"{_e(label)} {_e(c.status)} · {_e(duration(c))} · run {_code(c.run_id)}"
+            if c.run_id in chain:
+                head += " · <strong>in the model's lineage</strong>"
             error = f'<div class="fail">{_e(c.error)}</div>' if c.error else ""
             source = _e(c.source) if c.source is not None else "(source not recorded)"
             parts.append(

@@ -9,6 +9,7 @@ from ._text import (
     duration,
     forced,
     headline,
+    lineage_sentence,
     monitor_headers,
     monitor_tag,
     number,
@@ -137,10 +138,14 @@ def render_markdown(facts: AuditFacts) -> str:
     if f.session is not None:
         out += _run("Notebook session", f.session)
     if f.cells:
+        chain = set(f.lineage.get("cells") or ())
         out += [f"### Cells that ran before packaging ({len(f.cells)})", ""]
+        if f.lineage:
+            out += [lineage_sentence(f), ""]
         for c in f.cells:
             label = f"[{c.execution_count}]" if c.execution_count else "cell"
-            out.append(f"**{label}** {c.status}, {duration(c)}, run `{c.run_id}`")
+            mark = " · **in the model's lineage**" if c.run_id in chain else ""
+            out.append(f"**{label}** {c.status}, {duration(c)}, run `{c.run_id}`{mark}")
             if c.error:
                 out.append(f"error: {c.error}")
             out += ["", *_fence(c.source or "(source not recorded)", "python")]

@@ -100,8 +100,6 @@ class FileWatch:
         if self._skip and full.startswith(self._skip):
             return
         relative = full[len(self._prefix) :]
-        if _SKIP_PARTS.intersection(relative.split(os.sep)):
-            return
         writes = (
             any(c in mode for c in "wax+")
             if isinstance(mode, str)
@@ -109,6 +107,8 @@ class FileWatch:
         )
         before = self._opened.get(relative)
         if before is None:
+            if _SKIP_PARTS.intersection(relative.split(os.sep)):
+                return
             if len(self._opened) >= MAX_FILES:
                 self.overflow += 1
                 return

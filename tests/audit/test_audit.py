@@ -23,6 +23,14 @@ def test_the_report_traces_the_version_back_to_its_cells(audited: Settings) -> N
     sources = [c.source or "" for c in f.cells]
     assert any("LogisticRegression(C=C, max_iter=500).fit(X, labels)" in s for s in sources)
     assert any(s.startswith("second = jupyter_mlops.package") for s in sources)
+    # the cells that led to v2: the data, X, the weak model and the packaging; not db_url
+    chain = [c for c in f.cells if c.run_id in f.lineage["cells"]]
+    assert chain[-1].source.startswith("second = jupyter_mlops.package")
+    assert any("weak = LogisticRegression" in (c.source or "") for c in chain)
+    assert not any("db_url" in (c.source or "") for c in chain)
+    assert "C" in f.lineage["params"]
+    assert f"{len(chain)} of these {len(f.cells)} cells led to the packaged model" in md
+    assert "in the model&#x27;s lineage" in html or "in the model's lineage" in html
     assert f.git_commit and len(f.git_commit) == 40
     assert f.environment["python"] and "mlflow" in f.environment
     assert any(d["name"] == "features" and d["digest"] for d in f.datasets)
