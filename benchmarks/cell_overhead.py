@@ -80,12 +80,15 @@ def hooks_only(shell, settings, scratch: Path) -> list[float]:
     """The recorder's two hooks called directly, journal write included."""
     from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 
+    from jupyter_mlops.tracking.files import FileWatch
     from jupyter_mlops.tracking.journal import JournalPaths, JournalWriter
     from jupyter_mlops.tracking.recorder import CellRecorder
 
     # a journal outside the project's journal folder: no drainer picks these records up
     writer = JournalWriter(JournalPaths(scratch / "hooks.jsonl"))
-    recorder = CellRecorder(shell, writer, "hooks-only", settings.tracking)
+    # the file watch as a session installs it: files are part of what a cell records
+    files = FileWatch(settings.project_dir, skip=[settings.state_dir]).install()
+    recorder = CellRecorder(shell, writer, "hooks-only", settings.tracking, files=files)
     times = []
     for i in range(CELLS):
         shell.user_ns[f"y_{i}"] = i
