@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import Settings, load_settings
 from .journal import DrainState, FileLock, JournalPaths, is_locked, journals, read_records
@@ -30,6 +31,38 @@ from .sink import MlflowSink
 #: How long a drainer whose kernel has gone keeps retrying a failing store.
 GRACE_SECONDS = float(os.environ.get("JUPYTER_MLOPS_DRAIN_GRACE", "20"))
 _MAX_BACKOFF = 10.0
+#: While the journal keeps growing (cells run back to back) the writer holds off, so its
+#: database writes do not stall the kernel's appends; it writes once the journal has been
+#: quiet this long, or when the oldest unwritten record is ``HOLD_MAX_S`` old, or on a flush.
+QUIET_S = 0.3
+HOLD_MAX_S = 3.0
+
+
+class _Pace:
+    """Whether the kernel is appending right now, from the journal's size."""
+
+    def __init__(self, journal: Path):
+        self.journal = journal
+        self.size = -1
+        self.grew = 0.0
+        self.waiting_since: float | None = None
+
+    def busy(self) -> bool:
+        now = time.monotonic()
+        try:
+            size = os.stat(self.journal).st_size
+        except OSError:
+            return False
+        if size != self.size:
+            self.size, self.grew = size, now
+            if self.waiting_since is None:
+                self.waiting_since = now
+        if self.waiting_since is None:
+            return False
+        return now - self.grew < QUIET_S and now - self.waiting_since < HOLD_MAX_S
+
+    def written(self) -> None:
+        self.waiting_since = None
 
 
 @dataclass
@@ -221,6 +254,7 @@ def run(settings: Settings, session_id: str, read_line: Callable[[float], str | 
         _emit("store_error", message="another process holds this session's journal")
         return
     loop = _Loop(settings, paths)
+    pace = _Pace(paths.journal)
     _emit("started", pid=os.getpid())
     try:
         while True:
@@ -229,9 +263,11 @@ def run(settings: Settings, session_id: str, read_line: Callable[[float], str | 
             if line == "":
                 loop.final()
                 return
-            if line is None and time.monotonic() < loop.next_try:
+            if line is None and (time.monotonic() < loop.next_try or pace.busy()):
                 continue
             ok = loop.attempt()
+            if ok:
+                pace.written()
             if line and line.startswith("flush"):
                 token = line.split(maxsplit=1)[1] if " " in line else ""
                 _emit("flushed", token=token, ok=ok, offset=loop.worker.state.offset)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -84,6 +85,9 @@ def _matches(plugin: Any, text: str) -> Iterator[str]:
             yield match.group(0)
 
 
+_LOAD_SWITCH_INTERVAL = 0.0005
+
+
 class _Detectors:
     """detect-secrets' regex plugins and its base64 entropy measure, loaded once per process."""
 
@@ -98,6 +102,11 @@ class _Detectors:
         threading.Thread(target=self._load, name="jupyter-mlops-secrets", daemon=True).start()
 
     def _load(self) -> None:
+        # importing detect-secrets takes about 0.3 s of Python; while it runs, cells started
+        # meanwhile would wait up to the interpreter's switch interval (5 ms) for the GIL at
+        # each blocking call, so the interval is short until the import is done
+        before = sys.getswitchinterval()
+        sys.setswitchinterval(min(before, _LOAD_SWITCH_INTERVAL))
         try:
             from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
             from detect_secrets.plugins.base import RegexBasedDetector
@@ -112,6 +121,8 @@ class _Detectors:
         except Exception as err:  # a broken install must not stop tracking
             self.error = f"{type(err).__name__}: {err}"
         finally:
+            if sys.getswitchinterval() == min(before, _LOAD_SWITCH_INTERVAL):
+                sys.setswitchinterval(before)
             self._ready.set()
 
     def wait(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from ..config import Settings
 from .drainer_client import DrainerHandle, Event
 from .files import FileWatch
+from .history import HistoryPacer
 from .journal import FileLock, JournalPaths, JournalWriter
 from .recorder import CellRecorder
 
@@ -99,6 +100,7 @@ class TrackingSession:
             ),
         )
         self.drainer = DrainerHandle(settings, self.session_id, self._on_event)
+        self.history = HistoryPacer(shell)
         self._store_warned = False
         self._ended = False
 
@@ -119,6 +121,7 @@ class TrackingSession:
         )
         self.drainer.start()
         self.recorder.register()
+        self.history.install()
 
     def move(self, notebook: Path) -> None:
         """The notebook was renamed or moved: later cells are recorded under its new path.
@@ -201,6 +204,7 @@ class TrackingSession:
             return
         self._ended = True
         self.recorder.unregister()
+        self.history.uninstall()
         if self.recorder.files is not None:
             self.recorder.files.uninstall()
         with contextlib.suppress(OSError):

@@ -19,7 +19,14 @@ from jupyter_mlops.config import load_settings
 from jupyter_mlops.exceptions import NotFoundError, UsageError
 from jupyter_mlops.pipelines.reproduce import compare, reproduce
 from jupyter_mlops.pipelines.runner import run_pipeline
-from tests.conftest import ENV_KEYS, TEAM_SERVER, drain, execute_notebook, write_notebook
+from tests.conftest import (
+    ENV_KEYS,
+    TEAM_SERVER,
+    cell_text,
+    drain,
+    execute_notebook,
+    write_notebook,
+)
 from tests.pipelines.helpers import pipeline_file, step_notebook
 
 
@@ -186,7 +193,20 @@ def test_a_cell_run_reproduces_as_its_chain_of_cells(project: dict[str, Any]) ->
     assert parent.data.tags["mlops.kind"] == "reproduce"
     assert parent.data.tags["mlops.reproduces"] == cell.info.run_id
     assert parent.info.status == "FINISHED"
-    [session] = client.search_runs(ids, filter_string="tags.`mlops.kind` = 'session'")
+    magic = execute_notebook(
+        write_notebook(
+            root / "again.ipynb",
+            ["%load_ext jupyter_mlops", f"%mlops reproduce {cell.info.run_id}"],
+        ),
+        timeout=300,
+    )
+    text = cell_text(magic.cells[1])
+    assert f"reproduced cell run {cell.info.run_id} as a chain of 3 cell(s)" in text, text
+    assert "every metric matches" in text
+    [session] = client.search_runs(
+        ids,
+        filter_string="tags.`mlops.kind` = 'session' and tags.`mlflow.source.name` = 'explore.ipynb'",
+    )
     with pytest.raises(UsageError, match="is a session run; reproduce takes a pipeline run"):
         reproduce(session.info.run_id, settings=settings)
     client.delete_tag(cell.info.run_id, "mlops.source")
