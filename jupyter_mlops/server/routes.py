@@ -205,6 +205,17 @@ class TrafficHandler(MlopsHandler):
         self.reply(await self.call(set_traffic, deployment_id, weights, settings=self.project()))
 
 
+class SwitchHandler(MlopsHandler):
+    @web.authenticated
+    async def post(self, deployment_id: str) -> None:
+        from ..serving.manager import switch
+
+        spec = self.field(self.body(), "model", str)
+        if not spec.strip():
+            raise bad_request("field 'model' is empty: give a version (3), MODEL@ALIAS or MODEL/3")
+        self.reply(await self.call(switch, deployment_id, spec.strip(), settings=self.project()))
+
+
 class MonitorHandler(MlopsHandler):
     @web.authenticated
     async def get(self, deployment_id: str) -> None:
@@ -280,6 +291,7 @@ ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("deployments", DeploymentsHandler),
     (f"deployments/{_NAME % 'deployment_id'}", DeploymentHandler),
     (f"deployments/{_NAME % 'deployment_id'}/traffic", TrafficHandler),
+    (f"deployments/{_NAME % 'deployment_id'}/switch", SwitchHandler),
     (f"monitor/{_NAME % 'deployment_id'}", MonitorHandler),
     ("alerts", AlertsHandler),
     ("audit", AuditHandler),

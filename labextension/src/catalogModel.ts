@@ -10,6 +10,7 @@ import {
   IAuditWritten,
   IDeployment,
   IModel,
+  IMonitorResult,
   IMonitorStatus,
   IPipelineRun,
   IPromoteRequest,
@@ -148,10 +149,65 @@ export class CatalogModel implements IDisposable {
   }
 
   async stop(deployment: string): Promise<IDeployment> {
+    return this.changeDeployments(() =>
+      call<IDeployment>(Routes.deployment(deployment), { method: 'DELETE' })
+    );
+  }
+
+  /** Serves `spec` (model@alias or model/version); resolves once the server answers. */
+  async deploy(spec: string, name?: string): Promise<IDeployment> {
+    return this.changeDeployments(() =>
+      call<IDeployment>(Routes.deployments(), {
+        method: 'POST',
+        body: name ? { model: spec, name } : { model: spec }
+      })
+    );
+  }
+
+  /** Re-weights a deployment's traffic: version -> percent, summing to 100. */
+  async setTraffic(
+    deployment: string,
+    weights: { [version: string]: number }
+  ): Promise<IDeployment> {
+    return this.changeDeployments(() =>
+      call<IDeployment>(Routes.traffic(deployment), {
+        method: 'PUT',
+        body: { weights }
+      })
+    );
+  }
+
+  /** Blue/green: all of a deployment's traffic to one version (3, model@alias). */
+  async switchTo(deployment: string, spec: string): Promise<IDeployment> {
+    return this.changeDeployments(() =>
+      call<IDeployment>(Routes.switch(deployment), {
+        method: 'POST',
+        body: { model: spec }
+      })
+    );
+  }
+
+  /** Checks a deployment's recent traffic now, as a scheduled check would (its policy acts). */
+  async checkNow(deployment: string): Promise<IMonitorResult> {
     try {
-      return await call<IDeployment>(Routes.deployment(deployment), {
-        method: 'DELETE'
+      return await call<IMonitorResult>(Routes.monitor(deployment), {
+        method: 'POST',
+        body: { act: true }
       });
+    } finally {
+      await Promise.all([
+        this.refreshMonitors(),
+        load(this.alerts, () => call<IAlerts>(Routes.alerts(20)))
+      ]);
+      this.emit();
+    }
+  }
+
+  private async changeDeployments(
+    change: () => Promise<IDeployment>
+  ): Promise<IDeployment> {
+    try {
+      return await change();
     } finally {
       await load(
         this.deployments,
@@ -159,6 +215,7 @@ export class CatalogModel implements IDisposable {
           (await call<{ deployments: IDeployment[] }>(Routes.deployments()))
             .deployments
       );
+      await this.refreshMonitors();
       this.emit();
     }
   }

@@ -205,3 +205,205 @@ export function GateList(props: {
     </div>
   );
 }
+
+/** Percent inputs, one per version, with their running total. */
+function TrafficInputs(props: {
+  versions: string[];
+  percents: { [version: string]: number };
+  error: string;
+}): JSX.Element {
+  const [values, setValues] = React.useState(props.percents);
+  const total = props.versions.reduce((sum, v) => sum + (values[v] || 0), 0);
+  return (
+    <>
+      {props.versions.map(v => (
+        <label key={v} className="jp-mlops-form-row">
+          v{v}
+          <input
+            name={`weight-${v}`}
+            data-version={v}
+            className="jp-mod-styled"
+            type="number"
+            min={0}
+            max={100}
+            step="any"
+            defaultValue={props.percents[v] ?? 0}
+            aria-label={`percent of requests to v${v}`}
+            onChange={event =>
+              setValues({ ...values, [v]: Number(event.target.value) })
+            }
+          />
+          %
+        </label>
+      ))}
+      <div className="jp-mlops-muted" aria-label="total">
+        total {Math.round(total * 100) / 100}%
+      </div>
+      {props.error && (
+        <div className="jp-mlops-run-error" role="alert">
+          {props.error}
+        </div>
+      )}
+    </>
+  );
+}
+
+class TrafficForm
+  extends ReactWidget
+  implements Dialog.IBodyWidget<{ [version: string]: number }>
+{
+  constructor(
+    private readonly _versions: string[],
+    private readonly _percents: { [version: string]: number },
+    private readonly _error: string
+  ) {
+    super();
+    this.addClass('jp-mlops-form');
+  }
+
+  render(): JSX.Element {
+    return (
+      <TrafficInputs
+        versions={this._versions}
+        percents={this._percents}
+        error={this._error}
+      />
+    );
+  }
+
+  getValue(): { [version: string]: number } {
+    const out: { [version: string]: number } = {};
+    this.node.querySelectorAll('input[data-version]').forEach(node => {
+      const input = node as HTMLInputElement;
+      out[input.dataset.version!] =
+        input.value.trim() === '' ? NaN : Number(input.value);
+    });
+    return out;
+  }
+}
+
+/** Why `percents` cannot be a deployment's traffic, or '' when they can. */
+export function trafficProblem(percents: {
+  [version: string]: number;
+}): string {
+  for (const [version, percent] of Object.entries(percents)) {
+    if (!Number.isFinite(percent)) {
+      return `Give v${version} a share in percent (0 for none).`;
+    }
+    if (percent < 0 || percent > 100) {
+      return `The share of v${version} must be between 0 and 100%, not ${percent}%.`;
+    }
+  }
+  const total = Object.values(percents).reduce((a, b) => a + b, 0);
+  if (Math.abs(total - 100) > 0.01) {
+    return `The shares must add up to 100%; they add up to ${Math.round(total * 100) / 100}%.`;
+  }
+  return '';
+}
+
+function describeShares(percents: { [version: string]: number }): string {
+  return Object.entries(percents)
+    .filter(([, p]) => p > 0)
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([v, p]) => `v${v} ${Math.round(p * 100) / 100}%`)
+    .join(', ');
+}
+
+/**
+ * Asks for a deployment's new traffic shares, then confirms the move; the percents to
+ * send (zero shares left out), or null when the user cancels at either step.
+ */
+export async function askTraffic(
+  deployment: string,
+  versions: string[],
+  weights: { [version: string]: number }
+): Promise<{ [version: string]: number } | null> {
+  const current: { [version: string]: number } = {};
+  for (const v of versions) {
+    current[v] = Math.round((weights[v] ?? 0) * 1000) / 10;
+  }
+  let shown = current;
+  let error = '';
+  for (;;) {
+    const result = await showDialog<{ [version: string]: number }>({
+      title: `Traffic of ${deployment}`,
+      body: new TrafficForm(versions, shown, error),
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Review' })],
+      focusNodeSelector: 'input[data-version]'
+    });
+    if (!result.button.accept || !result.value) {
+      return null;
+    }
+    shown = result.value;
+    error = trafficProblem(shown);
+    if (error) {
+      continue;
+    }
+    const chosen = Object.fromEntries(
+      Object.entries(shown).filter(([, p]) => p > 0)
+    );
+    const ok = await confirm(
+      `Move the traffic of ${deployment}`,
+      `From ${describeShares(current)} to ${describeShares(chosen)}. Requests follow the new shares at once.`,
+      'Move traffic'
+    );
+    return ok ? chosen : null;
+  }
+}
+
+/** One choice of a select: what is sent, and what the user reads. */
+export interface IChoice {
+  value: string;
+  label: string;
+}
+
+class ChoiceForm extends ReactWidget implements Dialog.IBodyWidget<string> {
+  constructor(
+    private readonly _label: string,
+    private readonly _choices: IChoice[],
+    private readonly _note: string
+  ) {
+    super();
+    this.addClass('jp-mlops-form');
+  }
+
+  render(): JSX.Element {
+    return (
+      <>
+        <label>
+          {this._label}
+          <select name="choice" className="jp-mod-styled">
+            {this._choices.map(c => (
+              <option key={c.value} value={c.value}>
+                {c.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        {this._note && <p className="jp-mlops-muted">{this._note}</p>}
+      </>
+    );
+  }
+
+  getValue(): string {
+    const select = this.node.querySelector('select[name="choice"]');
+    return (select as HTMLSelectElement | null)?.value ?? '';
+  }
+}
+
+/** Asks which of `choices` to take, behind a button that says what it does. */
+export async function askChoice(
+  title: string,
+  label: string,
+  choices: IChoice[],
+  action: string,
+  note = ''
+): Promise<string | null> {
+  const result = await showDialog<string>({
+    title,
+    body: new ChoiceForm(label, choices, note),
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: action })],
+    focusNodeSelector: 'select[name="choice"]'
+  });
+  return result.button.accept && result.value ? result.value : null;
+}

@@ -30,6 +30,7 @@ export const Routes = {
   deployments: (): string => 'deployments',
   deployment: (id: string): string => `deployments/${enc(id)}`,
   traffic: (id: string): string => `deployments/${enc(id)}/traffic`,
+  switch: (id: string): string => `deployments/${enc(id)}/switch`,
   monitor: (deployment: string): string => `monitor/${enc(deployment)}`,
   alerts: (limit?: number): string => `alerts${query({ limit })}`,
   audit: (): string => 'audit'
@@ -244,6 +245,19 @@ export interface IAlert {
   drifted_columns: string[];
   actions: string[];
   run_id: string;
+}
+
+/** What a check of a deployment's traffic found (POST monitor/{id}). */
+export interface IMonitorResult {
+  deployment: string;
+  model: string;
+  version: string;
+  run_id: string;
+  rows: number;
+  drift: { share_drifted: number; drifted_columns: string[] };
+  triggered: boolean;
+  actions: string[];
+  reasons: string[];
 }
 
 export interface IMonitorRun {

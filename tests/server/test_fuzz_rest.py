@@ -28,6 +28,7 @@ WRITE_ROUTES = [
     ("POST", "deployments", ["model", "name", "canary", "canary_weight", "follow"]),
     ("DELETE", "deployments/{id}", []),
     ("PUT", "deployments/nope/traffic", ["weights"]),
+    ("POST", "deployments/nope/switch", ["model"]),
     ("POST", "monitor/nope", ["window", "act"]),
     ("POST", "audit", ["model", "request"]),
 ]

@@ -228,6 +228,11 @@ async def test_deploy_traffic_monitor_alerts_and_stop(api: Api, lin: Settings) -
     )
     assert response.code == 200, moved
     assert moved["weights"] == {"1": 0.9, "2": 0.1}
+    response, switched = await api("POST", "deployments/prod/switch", body={"model": "2"})
+    assert response.code == 200, switched
+    assert switched["weights"] == {"2": 1.0}
+    response, back = await api("POST", "deployments/prod/switch", body={"model": "lin@champion"})
+    assert response.code == 200 and back["weights"] == {"1": 1.0}, back
 
     response, status = await api("GET", "monitor/prod")
     assert response.code == 200
@@ -283,6 +288,9 @@ async def test_deploy_traffic_monitor_alerts_and_stop(api: Api, lin: Settings) -
         ("PUT", "deployments/x/traffic", {"weights": {"1": "all"}}, 400, "is not a number"),
         ("PUT", "deployments/x/traffic", {"weights": {"1": 110, "2": -10}}, 400, "negative"),
         ("PUT", "deployments/x/traffic", {"weights": []}, 400, "'weights' must be dict"),
+        ("POST", "deployments/ghost/switch", {"model": "2"}, 404, "no deployment 'ghost'"),
+        ("POST", "deployments/ghost/switch", {}, 400, "missing field 'model'"),
+        ("POST", "deployments/x/switch", {"model": " "}, 400, "field 'model' is empty"),
         ("GET", "monitor/ghost", None, 404, "no deployment 'ghost'"),
         ("POST", "monitor/ghost", {}, 404, "no deployment 'ghost'"),
         ("GET", "alerts?limit=-1", None, 400, "limit must be between 1 and 1000"),

@@ -1,25 +1,68 @@
 import * as React from 'react';
 
 import { CatalogModel } from '../catalogModel';
-import { confirm } from '../dialogs';
+import { IChoice, askChoice, askTraffic, confirm } from '../dialogs';
 import { toApiError } from '../loadable';
-import { IDeployment } from '../tokens';
+import { IDeployment, IModel } from '../tokens';
 import { ErrorMessage, Loading, Message, Section, StatusBadge } from './common';
 
 /** Model servers of the project: status, traffic between versions; stop one. */
 export function DeploymentsSection(props: {
   model: CatalogModel;
 }): JSX.Element {
-  const slot = props.model.deployments;
+  const catalog = props.model;
+  const slot = catalog.deployments;
   const all = slot.value ?? [];
   const deployments = all.filter(d => d.status !== 'stopped');
+  const choices = deployChoices(catalog.models.value ?? []);
+  const [deploying, setDeploying] = React.useState(false);
+  const [error, setError] = React.useState<string | null>(null);
+  const deploy = async (): Promise<void> => {
+    const spec = await askChoice(
+      'Deploy a model',
+      'Serve',
+      choices,
+      'Deploy',
+      'A model server starts on 127.0.0.1 and captures its requests for monitoring.'
+    );
+    if (!spec) {
+      return;
+    }
+    setDeploying(true);
+    setError(null);
+    try {
+      await catalog.deploy(spec);
+    } catch (err) {
+      setError(toApiError(err).message);
+    } finally {
+      setDeploying(false);
+    }
+  };
+  const actions = (
+    <button
+      className="jp-mlops-button jp-mlops-mod-small"
+      disabled={deploying || choices.length === 0}
+      onClick={() => void deploy()}
+      title={
+        choices.length ? 'Serve a registered version' : 'Register a model first'
+      }
+    >
+      {deploying ? 'Deploying…' : 'Deploy…'}
+    </button>
+  );
   return (
     <Section
       id="deployments"
       title="Deployments"
       count={slot.value ? deployments.length : undefined}
+      actions={actions}
     >
       {slot.error && <ErrorMessage error={slot.error} what="deployments" />}
+      {error && (
+        <div className="jp-mlops-run-error" role="alert">
+          {error}
+        </div>
+      )}
       {!slot.loaded && <Loading what="deployments" />}
       {slot.loaded && !slot.error && deployments.length === 0 && (
         <Message>
@@ -43,23 +86,45 @@ function DeploymentCard(props: {
   const { deployment: d, catalog } = props;
   const [busy, setBusy] = React.useState(false);
   const [error, setError] = React.useState<string | null>(null);
+  const model = (catalog.models.value ?? []).find(m => m.name === d.model);
+  const act = async (change: () => Promise<unknown>): Promise<void> => {
+    setBusy(true);
+    setError(null);
+    try {
+      await change();
+    } catch (err) {
+      setError(toApiError(err).message);
+    } finally {
+      setBusy(false);
+    }
+  };
   const stop = async (): Promise<void> => {
     const ok = await confirm(
       `Stop deployment ${d.id}`,
       `The server of ${d.spec} at ${d.url} stops answering requests.`,
       'Stop'
     );
-    if (!ok) {
-      return;
+    if (ok) {
+      await act(() => catalog.stop(d.id));
     }
-    setBusy(true);
-    setError(null);
-    try {
-      await catalog.stop(d.id);
-    } catch (err) {
-      setError(toApiError(err).message);
-    } finally {
-      setBusy(false);
+  };
+  const traffic = async (): Promise<void> => {
+    const versions = modelVersions(model, d);
+    const chosen = await askTraffic(d.id, versions, d.weights);
+    if (chosen) {
+      await act(() => catalog.setTraffic(d.id, chosen));
+    }
+  };
+  const switchAll = async (): Promise<void> => {
+    const spec = await askChoice(
+      `Switch ${d.id}`,
+      'Send all traffic to',
+      switchChoices(model, d),
+      'Switch all traffic',
+      'The version is loaded before the switch, so no request goes unanswered.'
+    );
+    if (spec) {
+      await act(() => catalog.switchTo(d.id, spec));
     }
   };
   return (
@@ -84,6 +149,26 @@ function DeploymentCard(props: {
         </a>
       </div>
       <Traffic weights={d.weights} />
+      {d.status === 'running' && (
+        <div className="jp-mlops-card-actions">
+          <button
+            className="jp-mlops-button jp-mlops-mod-small"
+            disabled={busy}
+            onClick={() => void traffic()}
+            aria-label={`Change the traffic of ${d.id}`}
+          >
+            Traffic…
+          </button>
+          <button
+            className="jp-mlops-button jp-mlops-mod-small"
+            disabled={busy}
+            onClick={() => void switchAll()}
+            aria-label={`Switch all traffic of ${d.id}`}
+          >
+            Switch…
+          </button>
+        </div>
+      )}
       {error && (
         <div className="jp-mlops-run-error" role="alert">
           {error}
@@ -120,4 +205,48 @@ function Traffic(props: {
       </div>
     </div>
   );
+}
+
+/** What can be deployed: each alias (by name, so a later promotion is seen) and version. */
+function deployChoices(models: IModel[]): IChoice[] {
+  const out: IChoice[] = [];
+  for (const m of models) {
+    for (const [alias, version] of Object.entries(m.aliases).sort()) {
+      out.push({
+        value: `${m.name}@${alias}`,
+        label: `${m.name}@${alias} (v${version})`
+      });
+    }
+    for (const v of m.versions) {
+      out.push({
+        value: `${m.name}/${v.version}`,
+        label: `${m.name} v${v.version}`
+      });
+    }
+  }
+  return out;
+}
+
+function modelVersions(model: IModel | undefined, d: IDeployment): string[] {
+  const versions = new Set([
+    ...Object.keys(d.weights),
+    ...(model?.versions ?? []).map(v => v.version)
+  ]);
+  return [...versions].sort((a, b) => Number(a) - Number(b));
+}
+
+function switchChoices(model: IModel | undefined, d: IDeployment): IChoice[] {
+  const out: IChoice[] = [];
+  for (const [alias, version] of Object.entries(model?.aliases ?? {}).sort()) {
+    out.push({
+      value: `${d.model}@${alias}`,
+      label: `@${alias} (v${version})`
+    });
+  }
+  for (const v of modelVersions(model, d)) {
+    const share = d.weights[v];
+    const now = share ? ` · now ${Math.round(share * 1000) / 10}%` : '';
+    out.push({ value: v, label: `v${v}${now}` });
+  }
+  return out;
 }

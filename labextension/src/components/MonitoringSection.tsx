@@ -119,6 +119,25 @@ function MonitorCard(props: {
   const reasons = (latest?.reasons ?? []).filter(r => r !== 'drift');
   const [busy, setBusy] = React.useState(false);
   const [auditError, setAuditError] = React.useState<string | null>(null);
+  const [checking, setChecking] = React.useState(false);
+  const [checked, setChecked] = React.useState<string | null>(null);
+  const check = async (): Promise<void> => {
+    setChecking(true);
+    setAuditError(null);
+    setChecked(null);
+    try {
+      const found = await catalog.checkNow(id);
+      const drifted = found.drift.drifted_columns.length;
+      setChecked(
+        `checked ${found.rows} rows: ${drifted ? `${drifted} column(s) drifted` : 'no drift'}` +
+          (found.actions.length ? ` → ${found.actions.join(', ')}` : '')
+      );
+    } catch (err) {
+      setAuditError(toApiError(err).message);
+    } finally {
+      setChecking(false);
+    }
+  };
   const audit = async (): Promise<void> => {
     if (!status || !latest) {
       return;
@@ -183,8 +202,22 @@ function MonitorCard(props: {
           {r}
         </div>
       ))}
-      {latest && (
-        <div className="jp-mlops-card-actions">
+      {checked && (
+        <div className="jp-mlops-muted" role="status">
+          {checked}
+        </div>
+      )}
+      <div className="jp-mlops-card-actions">
+        <button
+          className="jp-mlops-button jp-mlops-mod-small"
+          disabled={checking}
+          onClick={() => void check()}
+          aria-label={`Check ${id} now`}
+          title="Compare its recent traffic with the training data now; the monitoring policy acts as on a scheduled check"
+        >
+          {checking ? 'Checking…' : 'Check now'}
+        </button>
+        {latest && (
           <button
             className="jp-mlops-button jp-mlops-mod-small"
             disabled={busy}
@@ -194,8 +227,8 @@ function MonitorCard(props: {
           >
             {busy ? 'Writing…' : 'Audit report'}
           </button>
-        </div>
-      )}
+        )}
+      </div>
       {auditError && (
         <div className="jp-mlops-run-error" role="alert">
           {auditError}

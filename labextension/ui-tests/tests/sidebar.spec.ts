@@ -288,7 +288,7 @@ test.describe('MLOps sidebar', () => {
     );
   });
 
-  test('a deployment shows its traffic and monitoring, and stops after a confirmation', async ({
+  test('a deployment shows its traffic and monitoring, takes traffic changes, a switch, a check and a second deploy, and stops after a confirmation', async ({
     page,
     request
   }, testInfo) => {
@@ -340,6 +340,98 @@ test.describe('MLOps sidebar', () => {
     await page.theme.setDarkTheme();
     await shoot(sidebarAgain, 'sidebar-deployments-dark', testInfo);
     await page.theme.setLightTheme();
+
+    // traffic: shares that do not add up are refused in the dialog, then confirmed
+    const legend = card.locator('.jp-mlops-traffic-legend');
+    await card
+      .getByRole('button', { name: 'Change the traffic of ui-test' })
+      .click();
+    let form = page
+      .locator('.jp-Dialog')
+      .filter({ hasText: 'Traffic of ui-test' });
+    await form.getByLabel('percent of requests to v1').fill('50');
+    await form.getByLabel('percent of requests to v2').fill('10');
+    await expect(form.getByLabel('total')).toHaveText('total 60%');
+    await form.getByRole('button', { name: 'Review' }).click();
+    form = page.locator('.jp-Dialog').filter({ hasText: 'Traffic of ui-test' });
+    await expect(form.getByRole('alert')).toHaveText(
+      'The shares must add up to 100%; they add up to 60%.'
+    );
+    await shoot(
+      form.locator('.jp-Dialog-content'),
+      'dialog-traffic-form',
+      testInfo
+    );
+    await form.getByLabel('percent of requests to v1').fill('90');
+    await form.getByRole('button', { name: 'Review' }).click();
+    const move = page
+      .locator('.jp-Dialog')
+      .filter({ hasText: 'Move the traffic of ui-test' });
+    await expect(move).toContainText('From v1 100% to v1 90%, v2 10%.');
+    await shoot(
+      move.locator('.jp-Dialog-content'),
+      'dialog-traffic-confirm',
+      testInfo
+    );
+    await move.getByRole('button', { name: 'Move traffic' }).click();
+    await expect(legend).toContainText('v1: 90%', { timeout: 120_000 });
+    await expect(legend).toContainText('v2: 10%');
+
+    // blue/green: everything to one version, named in the dialog
+    await card
+      .getByRole('button', { name: 'Switch all traffic of ui-test' })
+      .click();
+    const switching = page
+      .locator('.jp-Dialog')
+      .filter({ hasText: 'Switch ui-test' });
+    await switching
+      .getByRole('combobox')
+      .selectOption({ label: 'v2 · now 10%' });
+    await switching.getByRole('button', { name: 'Switch all traffic' }).click();
+    await expect(legend).toHaveText('v2: 100%', { timeout: 120_000 });
+    await shoot(card, 'card-deployment-switched', testInfo);
+
+    // check now: the captured requests reach the store off the request path, so the
+    // first checks may find none yet; each click says what it found
+    const { url: served } = (await created.json()) as { url: string };
+    for (let i = 0; i < 30; i++) {
+      const sent = await request.post(`${served}/invocations`, {
+        data: { inputs: [[0.5, -0.5]] },
+        timeout: 60_000
+      });
+      expect(sent.status()).toBe(200);
+    }
+    await expect(async () => {
+      await monitor.getByRole('button', { name: 'Check ui-test now' }).click();
+      await expect(monitor.getByRole('status')).toContainText('checked', {
+        timeout: 60_000
+      });
+    }).toPass({ timeout: 240_000 });
+    await expect(monitor.getByRole('status')).toContainText(/checked \d+ rows/);
+    await shoot(monitor, 'card-monitor-checked', testInfo);
+
+    // deploy from the sidebar: a second server, of one version
+    await deployments.getByRole('button', { name: 'Deploy…' }).click();
+    const deployAsk = page
+      .locator('.jp-Dialog')
+      .filter({ hasText: 'Deploy a model' });
+    await deployAsk.getByRole('combobox').selectOption({ label: 'digits v2' });
+    await deployAsk.getByRole('button', { name: 'Deploy' }).click();
+    const second = deployments
+      .locator('[data-deployment]')
+      .filter({ hasText: 'digits/2' });
+    await expect(second).toBeVisible({ timeout: 180_000 });
+    await expect(second.locator('.jp-mlops-status')).toHaveText('running');
+    const secondId = await second.getAttribute('data-deployment');
+    await second
+      .getByRole('button', { name: `Stop deployment ${secondId}` })
+      .click();
+    await page
+      .locator('.jp-Dialog')
+      .filter({ hasText: `Stop deployment ${secondId}` })
+      .getByRole('button', { name: 'Stop' })
+      .click();
+    await expect(second).toHaveCount(0, { timeout: 120_000 });
 
     await card.getByRole('button', { name: 'Stop deployment ui-test' }).click();
     const ask = page
