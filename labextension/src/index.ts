@@ -8,8 +8,14 @@ import {
   NotebookActions,
   NotebookPanel
 } from '@jupyterlab/notebook';
-import { ICommandPalette, InputDialog } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  InputDialog,
+  MainAreaWidget
+} from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { Contents, Kernel } from '@jupyterlab/services';
+import { IFrame } from '@jupyterlab/ui-components';
 
 import { call } from './api';
 import { CatalogModel } from './catalogModel';
@@ -22,8 +28,37 @@ import { INotebookMove, Routes } from './tokens';
 export const CommandIDs = {
   openSidebar: 'jupyter-mlops:open-sidebar',
   openPanel: 'jupyter-mlops:open-panel',
-  runPipeline: 'jupyter-mlops:run-pipeline'
+  runPipeline: 'jupyter-mlops:run-pipeline',
+  openMlflow: 'jupyter-mlops:open-mlflow'
 };
+
+let mlflowTabs = 0;
+
+/**
+ * MLflow's UI on the project's store in a JupyterLab tab, at one run when given: the
+ * Jupyter server serves it under `mlflow/` (jupyter-server-proxy), behind its own login.
+ */
+function openMlflow(app: JupyterFrontEnd, runId?: string): void {
+  const content = new IFrame({
+    sandbox: [
+      'allow-scripts',
+      'allow-same-origin',
+      'allow-forms',
+      'allow-popups',
+      'allow-downloads'
+    ]
+  });
+  const home = URLExt.join(PageConfig.getBaseUrl(), 'mlflow/');
+  content.url = runId ? `${home}#/runs/${encodeURIComponent(runId)}` : home;
+  const widget = new MainAreaWidget({ content });
+  widget.id = `jp-mlops-mlflow-${++mlflowTabs}`;
+  widget.title.label = runId ? `MLflow run ${runId.slice(0, 8)}` : 'MLflow';
+  widget.title.caption = runId ? `MLflow: run ${runId}` : "MLflow's UI";
+  widget.title.icon = mlopsIcon;
+  widget.title.closable = true;
+  app.shell.add(widget, 'main');
+  app.shell.activateById(widget.id);
+}
 
 /** How long after a cell finished we look for models, pipelines or deployments it made. */
 const CATALOG_AFTER_CELL = 2000;
@@ -198,6 +233,13 @@ function addCommands(
       }
     }
   });
+  app.commands.addCommand(CommandIDs.openMlflow, {
+    label: args =>
+      args.runId ? 'MLOps: Open the Run in MLflow' : 'MLOps: Open MLflow',
+    caption: "MLflow's UI on this project's store, in a JupyterLab tab",
+    icon: mlopsIcon,
+    execute: args => openMlflow(app, (args.runId as string) || undefined)
+  });
   if (palette) {
     for (const command of Object.values(CommandIDs)) {
       palette.addItem({ command, category: 'MLOps' });
@@ -220,6 +262,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const runs = new RunsModel();
     runs.goToCell = cellId => goToCell(app, tracker, cellId);
+    runs.openInMlflow = runId =>
+      void app.commands.execute(CommandIDs.openMlflow, { runId });
     const catalog = new CatalogModel();
     catalog.openPath = async path => {
       await app.commands.execute('docmanager:open', { path });

@@ -87,6 +87,8 @@ export class RunsModel implements IDisposable {
 
   /** Scrolls to and selects the cell of the current notebook; false: it is not there. */
   goToCell: ((cellId: string) => Promise<boolean>) | null = null;
+  /** Opens a stored run in MLflow's UI (set by the plugin). */
+  openInMlflow: ((runId: string) => void) | null = null;
 
   get selected(): string | null {
     return this._selected;

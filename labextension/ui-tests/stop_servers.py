@@ -2,8 +2,8 @@
 
 ``python stop_servers.py ROOT [JUPYTER_URL]`` shuts down every kernel of the Jupyter server
 at ``JUPYTER_URL`` (through its REST API, so the server cleans up after them) and stops
-every model server of ``ROOT/.mlops/deployments/*/state.json`` that still runs: SIGTERM,
-then SIGKILL, its whole process group. Run by the global teardown, failed tests or not.
+every model server of ``ROOT/.mlops/deployments/*/state.json`` that still runs, and MLflow's
+UI on the project's store: SIGTERM, then SIGKILL, its whole process group. Run by the global teardown, failed tests or not.
 """
 
 from __future__ import annotations
@@ -57,11 +57,30 @@ def stop_deployments(root: Path) -> int:
     return stopped
 
 
+def stop_mlflow_ui(root: Path) -> int:
+    """MLflow's UI the Jupyter server's proxy started on the project's store, if any is left:
+    ``mlflow ui`` leads a process group of its own, so its web server goes with it."""
+    store = str(root / ".mlops" / "mlflow.db").encode()
+    stopped = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if store in cmdline and b"\0mlflow\0ui\0" in b"\0" + cmdline:
+            code = stop_process(int(entry.name), grace=15)
+            print(f"stop_servers: stopped MLflow's UI (pid {entry.name}, exit {code})")
+            stopped += 1
+    return stopped
+
+
 def main(argv: list[str]) -> None:
     root = Path(argv[0])
     kernels = shutdown_kernels(argv[1].rstrip("/")) if len(argv) > 1 else 0
-    servers = stop_deployments(root)
-    print(f"stop_servers: {kernels} kernel(s) left running, {servers} model server(s) left running")
+    servers = stop_deployments(root) + stop_mlflow_ui(root)
+    print(f"stop_servers: {kernels} kernel(s) left running, {servers} server(s) left running")
 
 
 if __name__ == "__main__":

@@ -242,11 +242,12 @@ function RunDetails(props: { model: RunsModel }): JSX.Element {
       </div>
     );
   }
-  return <DetailBody run={detail.value} />;
+  return <DetailBody run={detail.value} model={props.model} />;
 }
 
-function DetailBody(props: { run: IRunDetail }): JSX.Element {
-  const { run } = props;
+function DetailBody(props: { run: IRunDetail; model: RunsModel }): JSX.Element {
+  const { run, model } = props;
+  const open = model.openInMlflow;
   return (
     <div className="jp-mlops-detail" aria-label="Run details">
       <dl className="jp-mlops-facts">
@@ -256,6 +257,21 @@ function DetailBody(props: { run: IRunDetail }): JSX.Element {
             {run.run_id}
           </code>
         </dd>
+        {open && run.run_id && (
+          <dd>
+            <button
+              className="jp-mlops-button jp-mlops-mod-small"
+              onClick={event => {
+                event.stopPropagation();
+                open(run.run_id);
+              }}
+              onKeyDown={event => event.stopPropagation()}
+              title="MLflow's UI on this project's store, at this run, in a JupyterLab tab"
+            >
+              Open in MLflow
+            </button>
+          </dd>
+        )}
         <dt>Duration</dt>
         <dd>{formatDuration(run.duration_s) || '–'}</dd>
         {run.cell_id && (

@@ -414,6 +414,45 @@ test.describe('MLOps cockpit', () => {
     await expect(fresh.locator('.jp-mlops-stale')).toHaveCount(0);
   });
 
+  test('a stored run opens in MLflow in a JupyterLab tab, and MLflow is in the launcher', async ({
+    page
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    await page.notebook.createNew();
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    await page.notebook.addCell('code', 'proxy_check_accuracy = 0.93');
+    await page.notebook.run();
+    const row = runs(sidebar)
+      .locator('.jp-mlops-run')
+      .filter({ hasText: 'proxy_check_accuracy' });
+    await expect(row).toHaveCount(1, LONG);
+    // a stored run has a run id; a row still in the journal does not
+    await expect(row.locator('.jp-mlops-pending')).toHaveCount(0, LONG);
+    await row.locator('.jp-mlops-run-source').click();
+    const open = sidebar.getByRole('button', { name: 'Open in MLflow' });
+    await expect(open).toBeVisible(LONG);
+    await open.click();
+    const tab = page.locator('.lm-TabBar-tab', { hasText: /^MLflow run / });
+    await expect(tab).toBeVisible(LONG);
+    // the first request starts MLflow's UI on the project's store: imports take a while
+    const frame = page.frameLocator('#jp-main-dock-panel iframe').last();
+    await expect(frame.locator('body')).toContainText('proxy_check_accuracy', {
+      timeout: 240_000
+    });
+    await shoot(
+      page.locator('#jp-main-dock-panel'),
+      'mlflow-run-in-a-tab',
+      testInfo
+    );
+
+    await page.evaluate(async () => {
+      await (window as any).jupyterapp.commands.execute('launcher:create');
+    });
+    await expect(
+      page.locator('.jp-LauncherCard', { hasText: 'MLflow' }).last()
+    ).toBeVisible(LONG);
+  });
+
   test('a version shows its metrics; a refused promotion is forced with a reason; rollback names its target', async ({
     page
   }, testInfo) => {
