@@ -95,6 +95,13 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 def test_writer_killed_at_random_points_leaves_one_complete_run_per_cell(project: Path) -> None:
     settings = settings_for(project)
     db = settings.state_dir / "mlflow.db"
+    # the store is made here, at normal priority: killing a writer while it makes the store
+    # is tests/test_store_creation.py's, and at nice 10 beside busy loops making it alone
+    # can take minutes
+    from jupyter_mlops import store
+
+    store.client(settings)
+    store.forget_clients()
     paths = JournalPaths.for_session(settings.journal_dir, SESSION)
     writer = JournalWriter(paths)
     for record in _records():
