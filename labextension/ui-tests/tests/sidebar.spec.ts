@@ -252,7 +252,7 @@ test.describe('MLOps sidebar', () => {
     const card = section(sidebar, 'monitoring').locator(
       '[data-monitor="ui-quality"]'
     );
-    const quality = card.getByLabel('quality');
+    const quality = card.getByLabel('quality', { exact: true });
     await expect(quality).toContainText('40 labelled');
     await expect(quality).toContainText('accuracy 0.750');
     await shoot(
