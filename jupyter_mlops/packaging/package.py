@@ -25,6 +25,7 @@ from .export import as_inputs, check_runs, export_onnx
 from .lineage import lineage_of
 from .parity import ParityReport, _flat, check_parity
 from .quantize import QUANTIZED_TOLERANCE, QuantizedModel, Recheck, quantize_mode
+from .requirements import served_requirements
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 #: rows of the training inputs kept as the reference sample for drift checks
@@ -396,13 +397,11 @@ def _log(
         from mlflow.models import ModelSignature
 
         mlflow_signature = ModelSignature(exported.inputs, _tensor_schema(proto.graph.output))
-        by_column: dict[str, Any] = {}
         quiet: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if exported.frame is not None:
             # MLflow's ONNX pyfunc feeds each column as a 1-D array, which the [None, 1]
             # inputs refuse (our server reshapes): its trial run of the example could only
-            # fail, so requirements are the flavour's own and its warning is not shown
-            by_column = {"pip_requirements": mlflow.onnx.get_default_pip_requirements()}
+            # fail, so its warning is not shown
             quiet = _without_serving_input_warning()
         with mlflow.start_run(run_id=run_id), quiet:
             info = mlflow.onnx.log_model(
@@ -411,7 +410,7 @@ def _log(
                 signature=mlflow_signature,
                 input_example=exported.example,
                 onnx_execution_providers=["CPUExecutionProvider"],
-                **by_column,
+                pip_requirements=served_requirements(),
             )
         card = model_card(
             name=name,

@@ -58,8 +58,13 @@ class JournalPaths:
     def drain_lock(self) -> Path:
         return self.journal.with_suffix(".drain.lock")
 
+    @property
+    def live(self) -> Path:
+        """The cell the kernel is running now (``live.py``)."""
+        return self.journal.with_suffix(".live.json")
+
     def remove(self) -> None:
-        for p in (self.journal, self.state, self.kernel_lock, self.drain_lock):
+        for p in (self.journal, self.state, self.kernel_lock, self.drain_lock, self.live):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
 

@@ -14,7 +14,8 @@ from .. import store
 from ..config import Settings
 from ..exceptions import MlopsError, NotFoundError
 from ..table import format_rows
-from .journal import DrainState, Record, is_locked, journals, read_records
+from .journal import DrainState, JournalPaths, Record, is_locked, journals, read_records
+from .live import LiveCell, read_live
 from .preview import describe
 from .stale import FlowRun, compute, flow_from_tags, project_files
 
@@ -52,6 +53,8 @@ class CellRun:
     stale: bool | None = None
     #: why it is stale, or why its dataflow is unknown
     stale_reason: str | None = None
+    #: a running cell's metrics so far, name -> [[step, value], ...] (None once it ended)
+    history: dict[str, list[list[float]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,11 +228,30 @@ def _pending_cell(record: Record, experiment: str, session_run_id: str | None) -
     )
 
 
+def _running_cell(cell: LiveCell, experiment: str, session_run_id: str | None) -> CellRun:
+    return CellRun(
+        run_id="",
+        experiment=experiment,
+        execution_count=None,
+        status="RUNNING",
+        start_time=cell.start,
+        duration_s=None,
+        source_preview=cell.source_preview,
+        metrics=cell.metrics,
+        record_id=cell.record_id,
+        session_run_id=session_run_id,
+        cell_id=cell.cell_id,
+        pending=True,
+        label=cell.label,
+        history=cell.history,
+    )
+
+
 def _journal_sessions(
     settings: Settings, experiment: str
-) -> Iterator[tuple[DrainState, list[Record], bool]]:
-    """Each journal of a session of ``experiment``: its drain state, its records not yet
-    drained, and whether the session is still open (its kernel holds the lock)."""
+) -> Iterator[tuple[JournalPaths, DrainState, list[Record], bool]]:
+    """Each journal of a session of ``experiment``: its files, its drain state, its records
+    not yet drained, and whether the session is still open (its kernel holds the lock)."""
     for paths in journals(settings.journal_dir):
         state = DrainState.load(paths.state)
         records = [r for _, r in read_records(paths.journal, state.offset)]
@@ -243,7 +265,7 @@ def _journal_sessions(
         ended = state.session_ended or any(r.get("type") == "session_end" for r in records)
         # probe only a lock that exists: creating one would change the runs' ETag
         live = not ended and paths.kernel_lock.exists() and is_locked(paths.kernel_lock)
-        yield state, records, live
+        yield paths, state, records, live
 
 
 def pending_cells(
@@ -255,9 +277,13 @@ def pending_cells(
     each record's dataflow, for staleness.
     """
     out: list[CellRun] = []
-    for state, records, _ in _journal_sessions(settings, experiment):
+    for paths, state, records, live in _journal_sessions(settings, experiment):
         cells = [r for r in records if r.get("type") == "cell" and r.get("id") not in state.pending]
         out += [_pending_cell(r, experiment, state.session_run_id) for r in cells]
+        running = read_live(paths.live) if live else None
+        # the thread that removes the file lags the record by up to half a second
+        if running is not None and running.record_id not in {r.get("id") for r in records}:
+            out.append(_running_cell(running, experiment, state.session_run_id))
         if flows is not None:
             flows += [_record_flow(r) for r in cells]
     out.sort(key=lambda c: c.start_time, reverse=True)
@@ -316,7 +342,7 @@ def _mark_stale(rows: list[CellRun], flows: list[FlowRun | None], settings: Sett
 
 def is_tracking(settings: Settings, experiment: str) -> bool:
     """Whether a running kernel tracks the notebook of ``experiment`` right now."""
-    return any(live for _, _, live in _journal_sessions(settings, experiment))
+    return any(live for *_, live in _journal_sessions(settings, experiment))
 
 
 def _mlflow_error(err: Exception) -> MlopsError:

@@ -239,6 +239,11 @@ class CellRecorder:
             )
 
     @property
+    def running(self) -> _CellInFlight | None:
+        """The cell running now, outermost; read by the live view's thread."""
+        return self._current
+
+    @property
     def current_record_id(self) -> str | None:
         """Id of the record the running cell will become (tag ``mlops.record_id``)."""
         return self._current.record_id if self._current is not None else None

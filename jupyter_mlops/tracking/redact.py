@@ -339,6 +339,12 @@ class Redactor:
         self.masked += cached[1]
         return cached[0]
 
+    def peek_source(self, source: str) -> str:
+        """``mask_source`` that counts nothing: the live view of a running cell, whose source
+        is masked (and counted) again when the cell is recorded."""
+        cached = self._sources.get(source)
+        return (cached or self._mask_source(source))[0]
+
     def mask_text(self, text: str) -> str:
         """Any free text (an error message, a tag value) with secrets as ``***``."""
         masked, count = self._mask_text(text, assignments=True)

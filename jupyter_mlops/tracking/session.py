@@ -23,6 +23,7 @@ from .drainer_client import DrainerHandle, Event
 from .files import FileWatch
 from .history import HistoryPacer
 from .journal import FileLock, JournalPaths, JournalWriter
+from .live import LiveWriter
 from .recorder import CellRecorder
 
 #: Experiment of a session whose notebook is unknown (a console, a script).
@@ -100,6 +101,8 @@ class TrackingSession:
             ),
         )
         self.drainer = DrainerHandle(settings, self.session_id, self._on_event)
+        recorder = self.recorder
+        self.live = LiveWriter(paths.live, lambda: recorder.running, recorder.redactor.peek_source)
         self.history = HistoryPacer(shell)
         self._store_warned = False
         self._ended = False
@@ -122,6 +125,7 @@ class TrackingSession:
         self.drainer.start()
         self.recorder.register()
         self.history.install()
+        self.live.start()
 
     def move(self, notebook: Path) -> None:
         """The notebook was renamed or moved: later cells are recorded under its new path.
@@ -205,6 +209,7 @@ class TrackingSession:
         self._ended = True
         self.recorder.unregister()
         self.history.uninstall()
+        self.live.stop()
         if self.recorder.files is not None:
             self.recorder.files.uninstall()
         with contextlib.suppress(OSError):

@@ -93,6 +93,8 @@ export interface ICellRun {
   error_where: string | null;
   /** the last frames from the cell on */
   error_traceback: string | null;
+  /** a running cell's metrics so far: name -> [[step, value], ...] in step order */
+  history?: { [name: string]: number[][] } | null;
 }
 
 export interface IRunsPage {

@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from jupyter_mlops import store
 from jupyter_mlops.config import Settings
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.registry.service import register
 
 
@@ -68,7 +69,7 @@ def register_iris(
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.onnx.log_model(
             onnx_model=classifier_onnx(model.coef_, model.intercept_), name="model",
-            onnx_execution_providers=["CPUExecutionProvider"],
+            onnx_execution_providers=["CPUExecutionProvider"], pip_requirements=served_requirements(),
         )  # fmt: skip
         mlflow.log_metrics({"test_accuracy": accuracy} if metrics is None else metrics)
         reference = pd.DataFrame(x_train, columns=["sl", "sw", "pl", "pw"])

@@ -21,6 +21,7 @@ from jupyter_mlops.config import Settings, load_settings
 from jupyter_mlops.exceptions import ConfigError, MlopsError, NotFoundError
 from jupyter_mlops.monitoring.drift import DriftInputError
 from jupyter_mlops.monitoring.monitor import alerts, monitor
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.registry.service import promote, register
 from jupyter_mlops.serving import manager
 from tests.conftest import stop_deployments, wait_for_capture, wait_until
@@ -39,7 +40,7 @@ def _register(settings: Settings, version: str, with_reference: bool = True) -> 
     with mlflow.start_run(experiment_id=experiment) as run:
         info = mlflow.onnx.log_model(
             onnx_model=linear_onnx(WEIGHTS[version]), name="model",
-            onnx_execution_providers=["CPUExecutionProvider"],
+            onnx_execution_providers=["CPUExecutionProvider"], pip_requirements=served_requirements(),
         )  # fmt: skip
         if with_reference:
             ref = pd.DataFrame(RNG.normal(0, 1, (2000, 4)), columns=["a", "b", "c", "d"])

@@ -13,6 +13,7 @@ from jupyter_mlops import store
 from jupyter_mlops.cli import main
 from jupyter_mlops.exceptions import ConfigError, MlopsError, NotFoundError
 from jupyter_mlops.magics import run_line
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.registry.service import (
     PromotionRefused,
     history,
@@ -46,7 +47,10 @@ def tiny_model(project: Path, accuracy: float, parity: bool = True) -> str:
         mlflow.log_metric("test_accuracy", accuracy)
         mlflow.set_tag("mlops.parity_passed", str(parity).lower())
         info = mlflow.onnx.log_model(
-            onnx_model=proto, name="model", onnx_execution_providers=["CPUExecutionProvider"]
+            onnx_model=proto,
+            name="model",
+            onnx_execution_providers=["CPUExecutionProvider"],
+            pip_requirements=served_requirements(),
         )
     assert run.info.run_id
     return info.model_uri

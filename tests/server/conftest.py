@@ -23,6 +23,7 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 from jupyter_mlops import store
 from jupyter_mlops.config import Settings, load_settings
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.registry.service import promote, register
 from jupyter_mlops.tracking.journal import JournalPaths, JournalWriter
 from tests.conftest import ENV_KEYS, stop_deployments
@@ -49,6 +50,7 @@ def _register(settings: Settings, version: str) -> None:
             onnx_model=linear_onnx(WEIGHTS[version]),
             name="model",
             onnx_execution_providers=["CPUExecutionProvider"],
+            pip_requirements=served_requirements(),
         )
         reference = pd.DataFrame(
             np.random.default_rng(0).normal(0, 1, (1000, 4)), columns=["a", "b", "c", "d"]

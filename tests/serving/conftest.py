@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from jupyter_mlops import store
 from jupyter_mlops.config import Settings, load_settings
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.registry.service import promote, register
 from jupyter_mlops.serving import manager
 
@@ -75,6 +76,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
                 onnx_model=linear_onnx(WEIGHTS[version]),
                 name="model",
                 onnx_execution_providers=["CPUExecutionProvider"],
+                pip_requirements=served_requirements(),
             )
         register(info.model_uri, "lin", settings=settings)
     promote("lin", 1, "champion", settings=settings)
@@ -84,6 +86,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             onnx_model=classifier_onnx(),
             name="model",
             onnx_execution_providers=["CPUExecutionProvider"],
+            pip_requirements=served_requirements(),
         )
     register(info.model_uri, "clf", settings=settings)
     from mlflow.models import infer_signature
@@ -97,6 +100,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             signature=infer_signature(example),
             input_example=example,
             onnx_execution_providers=["CPUExecutionProvider"],
+            pip_requirements=served_requirements(),
         )
     register(info.model_uri, "signed", settings=settings)
     yield settings

@@ -28,6 +28,7 @@ from jupyter_mlops import store
 from jupyter_mlops.config import Settings, load_settings
 from jupyter_mlops.monitoring.monitor import monitor
 from jupyter_mlops.monitoring.sources import DriftSource, drift_between
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.registry.service import register
 from jupyter_mlops.serving import manager
 from tests.conftest import stop_deployments, wait_for_capture
@@ -71,7 +72,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         with mlflow.start_run(experiment_id=experiment):
             info = mlflow.onnx.log_model(
                 onnx_model=_pixels_onnx(), name="model",
-                onnx_execution_providers=["CPUExecutionProvider"],
+                onnx_execution_providers=["CPUExecutionProvider"], pip_requirements=served_requirements(),
             )  # fmt: skip
             ref = pd.DataFrame(np.random.default_rng(1).normal(0, 1, (500, 4)),
                                columns=[f"f{i}" for i in range(4)])  # fmt: skip

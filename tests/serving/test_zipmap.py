@@ -21,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from jupyter_mlops import store
 from jupyter_mlops.config import Settings
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.registry.service import register
 from jupyter_mlops.serving import manager
 from jupyter_mlops.serving.capture_store import stream_batches
@@ -72,7 +73,10 @@ def classifiers(registry: Settings) -> dict[str, Any]:
         store.use_fluent(registry)
         with mlflow.start_run(experiment_id=experiment):
             info = mlflow.onnx.log_model(
-                onnx_model=proto, name="model", onnx_execution_providers=["CPUExecutionProvider"]
+                onnx_model=proto,
+                name="model",
+                onnx_execution_providers=["CPUExecutionProvider"],
+                pip_requirements=served_requirements(),
             )
         register(info.model_uri, name, settings=registry)
     return {"iris": by_number, "iris-names": by_name}

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from jupyter_mlops.cli import main
 from jupyter_mlops.exceptions import MlopsError, NotFoundError, UsageError
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.registry.service import promote, register
 from jupyter_mlops.team.manifest import write_manifest
 from tests.conftest import settings_for
@@ -36,7 +37,7 @@ def model(project: Path) -> str:
     with mlflow.start_run(experiment_id=store.get_or_create_experiment(settings, name)):
         info = mlflow.onnx.log_model(
             onnx_model=linear_onnx(WEIGHTS["2"]), name="model",
-            onnx_execution_providers=["CPUExecutionProvider"],
+            onnx_execution_providers=["CPUExecutionProvider"], pip_requirements=served_requirements(),
         )  # fmt: skip
     register(info.model_uri, name, settings=settings)
     promote(name, 1, "champion", settings=settings)

@@ -24,6 +24,7 @@ import yaml
 from jupyter_mlops import store
 from jupyter_mlops.exceptions import NotFoundError
 from jupyter_mlops.monitoring.monitor import monitor
+from jupyter_mlops.packaging.requirements import served_requirements
 from jupyter_mlops.pipelines.runner import run_pipeline
 from jupyter_mlops.registry.service import promote, register, rollback
 from jupyter_mlops.serving import manager
@@ -99,7 +100,7 @@ def _log_model(project: Path, version: str, model: str) -> None:
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.onnx.log_model(
             onnx_model=linear_onnx(WEIGHTS[version]), name="model",
-            onnx_execution_providers=["CPUExecutionProvider"],
+            onnx_execution_providers=["CPUExecutionProvider"], pip_requirements=served_requirements(),
         )  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             ref = pd.DataFrame(rng.normal(0, 1, (500, 4)), columns=["a", "b", "c", "d"])

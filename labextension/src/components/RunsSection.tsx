@@ -10,6 +10,7 @@ import {
   Section,
   StatusBadge,
   formatDuration,
+  formatNumber,
   formatTime,
   onActivate
 } from './common';
@@ -129,7 +130,7 @@ function RunRow(props: {
               stale
             </span>
           )}
-          {run.pending && (
+          {run.pending && run.status !== 'RUNNING' && (
             <span
               className="jp-mlops-pending"
               title="in the kernel journal, not yet in MLflow"
@@ -137,9 +138,13 @@ function RunRow(props: {
               saving
             </span>
           )}
-          <span className="jp-mlops-run-duration">
-            {formatDuration(run.duration_s)}
-          </span>
+          {run.status === 'RUNNING' ? (
+            <Elapsed since={run.start_time} />
+          ) : (
+            <span className="jp-mlops-run-duration">
+              {formatDuration(run.duration_s)}
+            </span>
+          )}
           <span className="jp-mlops-run-time">
             {formatTime(run.start_time)}
           </span>
@@ -159,11 +164,98 @@ function RunRow(props: {
           </div>
         )}
         <KeyValues values={run.params} kind="param" limit={6} />
-        <KeyValues values={run.metrics} kind="metric" limit={6} />
+        {run.history && Object.keys(run.history).length > 0 ? (
+          <LiveMetrics history={run.history} />
+        ) : (
+          <KeyValues values={run.metrics} kind="metric" limit={6} />
+        )}
         {run.error && <RunError run={run} model={model} />}
       </div>
       {open && <RunDetails model={model} />}
     </li>
+  );
+}
+
+/** How long a running cell has run so far, ticking every second. */
+function Elapsed(props: { since: number }): JSX.Element {
+  const [now, setNow] = React.useState(Date.now());
+  React.useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(timer);
+  }, []);
+  const seconds = Math.max(0, (now - props.since) / 1000);
+  return (
+    <span className="jp-mlops-run-duration" aria-label="running for">
+      {seconds < 60
+        ? `${Math.floor(seconds)} s`
+        : formatDuration(Math.floor(seconds))}
+    </span>
+  );
+}
+
+/** The metrics a running cell logged so far: each latest value and a line of its steps. */
+function LiveMetrics(props: {
+  history: { [name: string]: number[][] };
+}): JSX.Element {
+  const names = Object.keys(props.history).filter(
+    name => !name.startsWith('mlops.') && props.history[name].length > 0
+  );
+  const shown = names.slice(0, 4);
+  return (
+    <ul className="jp-mlops-live" aria-label="live metrics">
+      {shown.map(name => {
+        const points = props.history[name];
+        const [step, value] = points[points.length - 1];
+        return (
+          <li
+            key={name}
+            className="jp-mlops-live-item"
+            title={`${name} = ${value} at step ${step} (${points.length} steps so far)`}
+          >
+            <span className="jp-mlops-kv-key">{name}</span>
+            <Sparkline points={points} />
+            <span className="jp-mlops-kv-value">{formatNumber(value)}</span>
+          </li>
+        );
+      })}
+      {names.length > shown.length && (
+        <li className="jp-mlops-kv-more">
+          +{names.length - shown.length} more
+        </li>
+      )}
+    </ul>
+  );
+}
+
+const SPARK_W = 64;
+const SPARK_H = 16;
+
+/** A metric's steps as a small line, scaled to its own range. */
+function Sparkline(props: { points: number[][] }): JSX.Element {
+  const { points } = props;
+  const steps = points.map(p => p[0]);
+  const values = points.map(p => p[1]);
+  const [x0, x1] = [Math.min(...steps), Math.max(...steps)];
+  const [y0, y1] = [Math.min(...values), Math.max(...values)];
+  const x = (s: number): number =>
+    x1 === x0 ? SPARK_W / 2 : ((s - x0) / (x1 - x0)) * (SPARK_W - 2) + 1;
+  const y = (v: number): number =>
+    y1 === y0
+      ? SPARK_H / 2
+      : SPARK_H - 1 - ((v - y0) / (y1 - y0)) * (SPARK_H - 2);
+  const line = points.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`);
+  const [lastX, lastY] = line[line.length - 1].split(',');
+  return (
+    <svg
+      className="jp-mlops-spark"
+      width={SPARK_W}
+      height={SPARK_H}
+      viewBox={`0 0 ${SPARK_W} ${SPARK_H}`}
+      aria-hidden="true"
+    >
+      {points.length > 1 && <polyline points={line.join(' ')} />}
+      <circle cx={lastX} cy={lastY} r={1.8} />
+    </svg>
   );
 }
 

@@ -302,6 +302,60 @@ test.describe('MLOps cockpit', () => {
     ).toBeInViewport();
   });
 
+  test('a running cell shows while it runs, with the metrics it logged so far', async ({
+    page,
+    request,
+    tmpPath
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    await page.notebook.createNew();
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    // one-line statements (the editor indents after a colon); the cell waits for a file
+    await page.notebook.addCell(
+      'code',
+      '# mlops: train the model\nimport pathlib, time\nimport jupyter_mlops\n' +
+        'logged = [jupyter_mlops.log_metrics({"loss": 1 / (e + 1), "accuracy": e / 10}, step=e) for e in range(8)]\n' +
+        'waited = [time.sleep(0.1) for _ in iter(lambda: pathlib.Path("gate").exists(), True)]'
+    );
+    // not page.notebook.run(), which waits for the cells to end
+    await page.evaluate(() => {
+      void (window as any).jupyterapp.commands.execute(
+        'notebook:run-all-cells'
+      );
+    });
+    const row = runs(sidebar)
+      .locator('.jp-mlops-run')
+      .filter({ hasText: 'train the model' });
+    try {
+      await expect(row.locator('.jp-mlops-status')).toHaveText('running', LONG);
+      const live = row.locator('.jp-mlops-live-item');
+      await expect(live).toHaveCount(2, LONG);
+      await expect(live.locator('.jp-mlops-kv-key')).toHaveText([
+        'loss',
+        'accuracy'
+      ]);
+      await expect(live.locator('.jp-mlops-kv-value')).toHaveText([
+        '0.125',
+        '0.7'
+      ]);
+      await expect(live.locator('polyline')).toHaveCount(2);
+      await expect(row.locator('.jp-mlops-pending')).toHaveCount(0);
+      // the elapsed time ticks on its own, between two polls
+      const elapsed = row.getByLabel('running for');
+      const before = (await elapsed.textContent()) ?? '';
+      await expect(elapsed).not.toHaveText(before, LONG);
+      await shootAll(page, sidebar, 'running-row', testInfo);
+    } finally {
+      const gate = await request.put(`/api/contents/${tmpPath}/gate`, {
+        data: { type: 'file', format: 'text', content: '' }
+      });
+      expect(gate.ok()).toBe(true);
+    }
+    await expect(row.locator('.jp-mlops-status')).toHaveText('finished', LONG);
+    await expect(row.locator('.jp-mlops-live')).toHaveCount(0);
+    await expect(row.locator('.jp-mlops-kv-metric')).toContainText('loss');
+  });
+
   test('a pipeline run lists its steps in the order they run, with their durations', async ({
     page,
     request,
