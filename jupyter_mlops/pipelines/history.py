@@ -24,6 +24,9 @@ class PipelineRunInfo:
     failed_step: str | None = None
     #: step -> seconds it took (0 for a cache hit), in the same order
     step_durations: dict[str, float] = field(default_factory=dict)
+    #: while the pipeline runs: each running step's start (epoch ms); the others are
+    #: "WAITING" or done in ``steps``
+    step_started: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +63,7 @@ def pipeline_runs(
                 steps=json.loads(r.data.tags.get("mlops.step_status", "{}")),
                 failed_step=r.data.tags.get("mlops.failed_step"),
                 step_durations=json.loads(r.data.tags.get("mlops.step_durations", "{}")),
+                step_started=json.loads(r.data.tags.get("mlops.step_started", "{}")),
             )
         )
     return out[:limit]

@@ -165,6 +165,8 @@ class _Run:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.results: dict[str, StepResult] = {}
         self.warnings: list[str] = []
+        #: the step states last written by ``_show_progress``
+        self._shown: dict[str, str] = {}
         tags = pipeline_tags(spec, params, settings, extra_tags)
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=spec.name)
         self.run_id: str = run.info.run_id
@@ -317,6 +319,7 @@ class _Run:
 
         pending = list(self.spec.order)
         running: dict[Future[StepResult], str] = {}
+        started: dict[str, int] = {}
         bar = tqdm(total=len(pending), desc=self.spec.name, unit="step", disable=not progress)
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             while pending or running:
@@ -328,7 +331,9 @@ class _Run:
                         bar.update(1)
                     elif all(n in self.results for n in needs):
                         running[pool.submit(self._safe_step, name)] = name
+                        started[name] = int(time.time() * 1000)
                         pending.remove(name)
+                self._show_progress(set(running.values()), started)
                 if not running:
                     continue
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -341,6 +346,31 @@ class _Run:
                     bar.set_postfix_str(f"{name} {result.status.lower()}")
                     bar.update(1)
         bar.close()
+
+    def _show_progress(self, running: set[str], started: dict[str, int]) -> None:
+        """Each step's state so far on the pipeline run, for whoever watches it (the sidebar):
+        done steps with their status and seconds, running ones with their start, the rest
+        waiting. ``finish`` writes the final state; a store that refuses this write only
+        delays what a watcher sees."""
+        status = {
+            n: self.results[n].status if n in self.results else
+            "RUNNING" if n in running else "WAITING"
+            for n in self.spec.order
+        }  # fmt: skip
+        durations = {n: r.duration_s for n, r in self.results.items()}
+        tags = {
+            **step_status_tags(self.spec, status, durations),
+            "mlops.step_started": json_tag({n: started[n] for n in running}),
+        }
+        if tags == self._shown:
+            return
+        from mlflow.entities import RunTag
+
+        try:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            self._shown = tags
+        except Exception:
+            pass
 
     def finish(self, started: float) -> PipelineResult:
         from mlflow.entities import RunTag

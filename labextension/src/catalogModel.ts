@@ -22,6 +22,8 @@ import {
 /** These change on the user's own actions or slowly: no need to poll them fast. */
 export const CATALOG_INTERVAL = 15000;
 export const CATALOG_HIDDEN_INTERVAL = 60000;
+/** A pipeline is running: its steps change state every few seconds. */
+export const PIPELINE_RUNNING_INTERVAL = 2000;
 
 /**
  * The project-wide sections: server status, pipeline runs, models, deployments and their
@@ -68,7 +70,13 @@ export class CatalogModel implements IDisposable {
   interval(): number {
     const hidden =
       !this._visible || (typeof document !== 'undefined' && document.hidden);
-    return hidden ? CATALOG_HIDDEN_INTERVAL : CATALOG_INTERVAL;
+    if (hidden) {
+      return CATALOG_HIDDEN_INTERVAL;
+    }
+    const running = (this.pipelines.value ?? []).some(
+      run => run.status === 'RUNNING'
+    );
+    return running ? PIPELINE_RUNNING_INTERVAL : CATALOG_INTERVAL;
   }
 
   async refresh(): Promise<void> {

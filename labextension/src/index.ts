@@ -73,6 +73,8 @@ function followNotebooks(
   const onStatus = (_: unknown, status: Kernel.Status): void => {
     if (status === 'busy') {
       runs.noteActivity(true);
+      // a long cell may be running a pipeline (%mlops run): its steps show as they go
+      catalog.poke(CATALOG_AFTER_CELL);
     } else if (status === 'idle') {
       runs.noteActivity(false);
       catalog.poke(CATALOG_AFTER_CELL);

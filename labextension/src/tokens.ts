@@ -149,6 +149,8 @@ export interface IPipelineRun {
   failed_step: string | null;
   /** step -> seconds (0 for a cache hit); absent in runs recorded before it was kept */
   step_durations?: { [step: string]: number };
+  /** while it runs: each RUNNING step's start (epoch ms); the others WAITING or done */
+  step_started?: { [step: string]: number };
 }
 
 export interface IGateResult {

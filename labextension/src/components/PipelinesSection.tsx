@@ -2,6 +2,7 @@ import * as React from 'react';
 
 import { CatalogModel } from '../catalogModel';
 import {
+  Elapsed,
   ErrorMessage,
   Loading,
   Message,
@@ -35,9 +36,13 @@ export function PipelinesSection(props: { model: CatalogModel }): JSX.Element {
             <div className="jp-mlops-card-head">
               <span className="jp-mlops-card-title">{run.name}</span>
               <StatusBadge status={run.status} />
-              <span className="jp-mlops-run-duration">
-                {formatDuration(run.duration_s)}
-              </span>
+              {run.status === 'RUNNING' ? (
+                <Elapsed since={run.start_time} />
+              ) : (
+                <span className="jp-mlops-run-duration">
+                  {formatDuration(run.duration_s)}
+                </span>
+              )}
             </div>
             <div className="jp-mlops-muted">
               {formatDateTime(run.start_time)}
@@ -45,10 +50,21 @@ export function PipelinesSection(props: { model: CatalogModel }): JSX.Element {
             <ul className="jp-mlops-steps" aria-label="steps">
               {Object.entries(run.steps).map(([step, status]) => {
                 const seconds = run.step_durations?.[step];
+                const since = run.step_started?.[step];
+                const live = status === 'RUNNING' || status === 'WAITING';
                 return (
-                  <li key={step} className="jp-mlops-step">
+                  <li key={step} className="jp-mlops-step" data-status={status}>
                     <StatusBadge status={status} label={step} />
-                    {seconds !== undefined && status !== 'CACHED' && (
+                    {status === 'RUNNING' && since !== undefined && (
+                      <>
+                        {' '}
+                        <Elapsed
+                          since={since}
+                          className="jp-mlops-muted jp-mlops-step-duration"
+                        />
+                      </>
+                    )}
+                    {seconds !== undefined && !live && status !== 'CACHED' && (
                       <span className="jp-mlops-muted jp-mlops-step-duration">
                         {' '}
                         {formatDuration(seconds)}

@@ -7,6 +7,7 @@ import {
   KeyValues,
   Loading,
   Message,
+  Elapsed,
   Section,
   StatusBadge,
   formatDuration,
@@ -173,23 +174,6 @@ function RunRow(props: {
       </div>
       {open && <RunDetails model={model} />}
     </li>
-  );
-}
-
-/** How long a running cell has run so far, ticking every second. */
-function Elapsed(props: { since: number }): JSX.Element {
-  const [now, setNow] = React.useState(Date.now());
-  React.useEffect(() => {
-    const timer = window.setInterval(() => setNow(Date.now()), 1000);
-    return () => window.clearInterval(timer);
-  }, []);
-  const seconds = Math.max(0, (now - props.since) / 1000);
-  return (
-    <span className="jp-mlops-run-duration" aria-label="running for">
-      {seconds < 60
-        ? `${Math.floor(seconds)} s`
-        : formatDuration(Math.floor(seconds))}
-    </span>
   );
 }
 

@@ -102,6 +102,7 @@ const STATUS_CLASS: { [status: string]: string } = {
   RUNNING: 'busy',
   SCHEDULED: 'busy',
   PENDING: 'busy',
+  WAITING: 'muted',
   running: 'ok',
   unresponsive: 'warn',
   dead: 'bad',
@@ -136,6 +137,29 @@ export function formatDuration(seconds: number | null | undefined): string {
   }
   const minutes = Math.floor(seconds / 60);
   return `${minutes} min ${Math.round(seconds - minutes * 60)} s`;
+}
+
+/** How long something has run so far, ticking every second. */
+export function Elapsed(props: {
+  since: number;
+  className?: string;
+}): JSX.Element {
+  const [now, setNow] = React.useState(Date.now());
+  React.useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(timer);
+  }, []);
+  const seconds = Math.max(0, (now - props.since) / 1000);
+  return (
+    <span
+      className={props.className ?? 'jp-mlops-run-duration'}
+      aria-label="running for"
+    >
+      {seconds < 60
+        ? `${Math.floor(seconds)} s`
+        : formatDuration(Math.floor(seconds))}
+    </span>
+  );
 }
 
 export function formatNumber(value: number): string {

@@ -356,7 +356,7 @@ test.describe('MLOps cockpit', () => {
     await expect(row.locator('.jp-mlops-kv-metric')).toContainText('loss');
   });
 
-  test('a pipeline run lists its steps in the order they run, with their durations', async ({
+  test('a pipeline run shows its steps live, in the order they run, with their durations', async ({
     page,
     request,
     tmpPath
@@ -398,9 +398,17 @@ test.describe('MLOps cockpit', () => {
         ['import jupyter_mlops\njupyter_mlops.output("y", x + 1)', []]
       )
     );
+    // alpha runs until the test lets it end, so its running state can be seen
     await put(
       'alpha.ipynb',
-      notebook(['y = 0', ['parameters']], ['import time\ntime.sleep(1)', []])
+      notebook(
+        ['y = 0', ['parameters']],
+        [
+          // a step runs in the project's root, the server's
+          `import pathlib, time\nwhile not pathlib.Path("${tmpPath}/gate").exists():\n    time.sleep(0.05)`,
+          []
+        ]
+      )
     );
     await put('ordered.yaml', {
       type: 'file',
@@ -415,20 +423,44 @@ test.describe('MLOps cockpit', () => {
     await page.notebook.createNew();
     await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
     await page.notebook.addCell('code', '%mlops run ordered.yaml');
-    await page.notebook.run();
+    // not page.notebook.run(), which waits for the cells to end
+    await page.evaluate(() => {
+      void (window as any).jupyterapp.commands.execute(
+        'notebook:run-all-cells'
+      );
+    });
     const card = sidebar
       .locator('section[data-section="pipelines"] .jp-mlops-card')
       .filter({ hasText: 'ordered' });
-    await sidebar
-      .getByRole('button', { name: 'Refresh every section now' })
-      .click();
     const steps = card.locator('.jp-mlops-step');
-    await expect(steps).toHaveCount(2, { timeout: 240_000 });
-    await expect(steps.locator('.jp-mlops-status')).toHaveText([
-      'zeta',
-      'alpha'
-    ]);
-    // alpha sleeps a second: its duration says so
+    try {
+      // while it runs: zeta done with its seconds, alpha running with its time so far
+      await expect(steps).toHaveCount(2, { timeout: 240_000 });
+      await expect(steps.locator('.jp-mlops-status')).toHaveText([
+        'zeta',
+        'alpha'
+      ]);
+      await expect(steps.nth(1)).toHaveAttribute('data-status', 'RUNNING', {
+        timeout: 240_000
+      });
+      await expect(steps.nth(0)).toHaveAttribute('data-status', 'FINISHED');
+      await expect(card.locator('.jp-mlops-card-head')).toContainText(
+        'running'
+      );
+      const elapsed = steps.nth(1).getByLabel('running for');
+      const before = (await elapsed.textContent()) ?? '';
+      await expect(elapsed).not.toHaveText(before, LONG);
+      await shootAll(page, sidebar, 'pipeline-running', testInfo);
+    } finally {
+      const gate = await request.put(`/api/contents/${tmpPath}/gate`, {
+        data: { type: 'file', format: 'text', content: '' }
+      });
+      expect(gate.ok()).toBe(true);
+    }
+    await expect(steps.nth(1)).toHaveAttribute('data-status', 'FINISHED', {
+      timeout: 240_000
+    });
+    await expect(card.locator('.jp-mlops-card-head')).toContainText('finished');
     await expect(steps.nth(1).locator('.jp-mlops-step-duration')).toHaveText(
       /\d/
     );
