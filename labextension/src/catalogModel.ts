@@ -1,7 +1,7 @@
 import { ISignal, Signal } from '@lumino/signaling';
 import { IDisposable } from '@lumino/disposable';
 
-import { call } from './api';
+import { call, getCached } from './api';
 import { ILoadable, empty, load, toApiError } from './loadable';
 import { Poller } from './poller';
 import {
@@ -81,7 +81,7 @@ export class CatalogModel implements IDisposable {
 
   async refresh(): Promise<void> {
     if (!this.status.value) {
-      await load(this.status, () => call<IStatus>(Routes.status()));
+      await load(this.status, () => getCached<IStatus>(Routes.status()));
       if (this.status.error) {
         // nothing else can work: say why once instead of five times
         this.emit();
@@ -93,21 +93,25 @@ export class CatalogModel implements IDisposable {
         this.pipelines,
         async () =>
           (
-            await call<{ pipelines: IPipelineRun[] }>(
+            await getCached<{ pipelines: IPipelineRun[] }>(
               Routes.pipelines(undefined, 10)
             )
           ).pipelines
       ),
       load(
         this.models,
-        async () => (await call<{ models: IModel[] }>(Routes.models())).models
+        async () =>
+          (await getCached<{ models: IModel[] }>(Routes.models())).models
       ),
-      load(this.alerts, () => call<IAlerts>(Routes.alerts(20))),
+      load(this.alerts, () => getCached<IAlerts>(Routes.alerts(20))),
       load(
         this.deployments,
         async () =>
-          (await call<{ deployments: IDeployment[] }>(Routes.deployments()))
-            .deployments
+          (
+            await getCached<{ deployments: IDeployment[] }>(
+              Routes.deployments()
+            )
+          ).deployments
       )
     ]);
     await this.refreshMonitors();
@@ -205,7 +209,7 @@ export class CatalogModel implements IDisposable {
     } finally {
       await Promise.all([
         this.refreshMonitors(),
-        load(this.alerts, () => call<IAlerts>(Routes.alerts(20)))
+        load(this.alerts, () => getCached<IAlerts>(Routes.alerts(20)))
       ]);
       this.emit();
     }
@@ -220,8 +224,11 @@ export class CatalogModel implements IDisposable {
       await load(
         this.deployments,
         async () =>
-          (await call<{ deployments: IDeployment[] }>(Routes.deployments()))
-            .deployments
+          (
+            await getCached<{ deployments: IDeployment[] }>(
+              Routes.deployments()
+            )
+          ).deployments
       );
       await this.refreshMonitors();
       this.emit();
@@ -239,7 +246,8 @@ export class CatalogModel implements IDisposable {
   private async refreshModels(): Promise<void> {
     await load(
       this.models,
-      async () => (await call<{ models: IModel[] }>(Routes.models())).models
+      async () =>
+        (await getCached<{ models: IModel[] }>(Routes.models())).models
     );
     this.emit();
   }
@@ -259,7 +267,7 @@ export class CatalogModel implements IDisposable {
         const slot = this.monitors.get(d.id) ?? empty<IMonitorStatus>();
         this.monitors.set(d.id, slot);
         try {
-          slot.value = await call<IMonitorStatus>(Routes.monitor(d.id));
+          slot.value = await getCached<IMonitorStatus>(Routes.monitor(d.id));
           slot.error = null;
         } catch (error) {
           slot.error = toApiError(error);

@@ -201,6 +201,24 @@ test.describe('MLOps cockpit', () => {
     );
     await shootAll(page, sidebar, 'no-notebook', testInfo);
 
+    // a refresh of what did not change costs an empty 304: the last ETag goes along
+    await expect(
+      sidebar.locator('section[data-section="models"]')
+    ).toContainText('digits', LONG);
+    const models = page.waitForResponse(
+      r =>
+        r.url().includes('/jupyter-mlops/api/models') &&
+        r.request().headers()['if-none-match'] !== undefined,
+      LONG
+    );
+    await sidebar
+      .getByRole('button', { name: 'Refresh every section now' })
+      .click();
+    expect((await models).status()).toBe(304);
+    await expect(
+      sidebar.locator('section[data-section="models"]')
+    ).toContainText('digits');
+
     // the panel and a pipeline run go through the magics, in a new cell
     await page.notebook.createNew();
     await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
