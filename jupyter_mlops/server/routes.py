@@ -86,6 +86,27 @@ class RunHandler(MlopsHandler):
         self.reply(await self.call(run_detail, self.project(), run_id))
 
 
+#: runs one comparison may hold
+MAX_COMPARED = 20
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class CompareHandler(MlopsHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        from ..tracking.compare import compare_runs
+
+        ids = list(dict.fromkeys(self.get_query_arguments("run")))
+        if not 2 <= len(ids) <= MAX_COMPARED:
+            raise bad_request(
+                f"compare 2 to {MAX_COMPARED} runs, each as ?run=<run id>; got {len(ids)}"
+            )
+        for run_id in ids:
+            if not _RUN_ID.match(run_id):
+                raise bad_request(f"not a run id: {run_id[:40]!r} (32 hex digits)")
+        self.reply(await self.call(compare_runs, self.project(), ids))
+
+
 class PipelinesHandler(MlopsHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -284,6 +305,7 @@ ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     ("runs", RunsHandler),
     ("notebooks/move", NotebookMoveHandler),
     (f"runs/{_NAME % 'run_id'}", RunHandler),
+    ("compare", CompareHandler),
     ("pipelines", PipelinesHandler),
     ("models", ModelsHandler),
     (f"models/{_NAME % 'name'}/promote", PromoteHandler),

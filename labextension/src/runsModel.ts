@@ -4,7 +4,13 @@ import { IDisposable } from '@lumino/disposable';
 import { ApiError, NOT_MODIFIED, call, request } from './api';
 import { ILoadable, empty, toApiError } from './loadable';
 import { Poller } from './poller';
-import { ICellRun, IRunDetail, IRunsPage, Routes } from './tokens';
+import {
+  ICellRun,
+  IRunComparison,
+  IRunDetail,
+  IRunsPage,
+  Routes
+} from './tokens';
 
 /** Poll every second while the kernel works and for a while after. */
 export const ACTIVE_INTERVAL = 1000;
@@ -114,6 +120,8 @@ export class RunsModel implements IDisposable {
     this._etag = null;
     this._selected = null;
     this._detail = empty();
+    this._picked = [];
+    this._comparison = null;
     this.emit();
     this._poller.wake();
   }
@@ -223,6 +231,51 @@ export class RunsModel implements IDisposable {
     await this.fetchDetail(run!);
   }
 
+  /** Stored runs picked for comparison, in the order they were picked. */
+  get picked(): string[] {
+    return this._picked;
+  }
+
+  /** null: not asked for since the picks last changed. */
+  get comparison(): ILoadable<IRunComparison> | null {
+    return this._comparison;
+  }
+
+  /** Adds a stored run to the comparison, or takes it out. */
+  togglePick(runId: string): void {
+    this._picked = this._picked.includes(runId)
+      ? this._picked.filter(id => id !== runId)
+      : [...this._picked, runId];
+    this._comparison = null;
+    this.emit();
+  }
+
+  clearPicks(): void {
+    this._picked = [];
+    this._comparison = null;
+    this.emit();
+  }
+
+  /** Params and metrics of the picked runs side by side. */
+  async compare(): Promise<void> {
+    const ids = [...this._picked];
+    this._comparison = { value: null, error: null, loaded: false };
+    this.emit();
+    try {
+      const found = await call<IRunComparison>(Routes.compare(ids));
+      if (ids.join() === this._picked.join()) {
+        this._comparison = { value: found, error: null, loaded: true };
+      }
+    } catch (error) {
+      this._comparison = {
+        value: null,
+        error: toApiError(error),
+        loaded: true
+      };
+    }
+    this.emit();
+  }
+
   dispose(): void {
     if (this.isDisposed) {
       return;
@@ -286,4 +339,6 @@ export class RunsModel implements IDisposable {
   private _loadingMore = false;
   private _selected: string | null = null;
   private _detail: ILoadable<IRunDetail> = empty();
+  private _picked: string[] = [];
+  private _comparison: ILoadable<IRunComparison> | null = null;
 }

@@ -21,6 +21,8 @@ export const Routes = {
   runs: (notebook: string, limit?: number, pageToken?: string): string =>
     `runs${query({ notebook, limit, page_token: pageToken })}`,
   run: (runId: string): string => `runs/${enc(runId)}`,
+  compare: (runIds: string[]): string =>
+    `compare?${runIds.map(id => `run=${enc(id)}`).join('&')}`,
   moveNotebook: (): string => 'notebooks/move',
   pipelines: (name?: string, limit?: number): string =>
     `pipelines${query({ name, limit })}`,
@@ -135,6 +137,21 @@ export interface IRunDetail extends ICellRun {
   tags: { [key: string]: string };
   datasets: IDataset[];
   artifacts: string[];
+}
+
+/** `GET compare`: runs side by side, one value per run in each list. */
+export interface IRunComparison {
+  runs: {
+    run_id: string;
+    kind: string;
+    label: string;
+    status: string;
+    start_time: number;
+    duration_s: number | null;
+  }[];
+  params: { [name: string]: (string | null)[] };
+  metrics: { [name: string]: (number | null)[] };
+  differing_params: string[];
 }
 
 export interface IPipelineRun {

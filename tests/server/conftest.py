@@ -185,7 +185,8 @@ def api(jp_fetch: Any) -> Api:
         path: str,
         *,
         body: Any = None,
-        params: dict[str, Any] | None = None,
+        # a list of pairs repeats a key: [("run", a), ("run", b)]
+        params: dict[str, Any] | list[tuple[str, str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[Any, Any]:
         # deploying starts a model server and monitoring imports its libraries: on a busy

@@ -180,3 +180,56 @@ async def test_an_untracked_notebook_is_an_empty_page(api: Api, served: Settings
         "pending": [],
         "tracking": False,
     }
+
+
+async def _run_ids(api: Api) -> dict[str, str]:
+    """Run ids of the history's cells, by their source."""
+    response, page = await api("GET", "runs", params={"notebook": "nb/train.ipynb"})
+    assert response.code == 200
+    return {r["source_preview"]: r["run_id"] for r in page["runs"]}
+
+
+async def test_runs_compare_side_by_side(api: Api, history: dict[str, str]) -> None:
+    ids = await _run_ids(api)
+    chosen = [ids["lr = 0.1"], ids["epochs = 3"], ids["val_loss = 0.25"]]
+    pairs = [("run", i) for i in chosen + chosen[:1]]  # a repeat counts once
+    response, found = await api("GET", "compare", params=pairs)
+    assert response.code == 200, found
+    assert [r["run_id"] for r in found["runs"]] == chosen
+    assert found["params"] == {"epochs": [None, "3", None], "lr": ["0.1", None, None]}
+    assert found["metrics"] == {"val_loss": [None, None, 0.25]}
+    assert found["differing_params"] == ["epochs", "lr"]
+    assert [r["kind"] for r in found["runs"]] == ["cell"] * 3
+
+
+async def test_bad_comparisons_are_refused_with_a_message(
+    api: Api, history: dict[str, str]
+) -> None:
+    one = (await _run_ids(api))["lr = 0.1"]
+    cases = [
+        ([], "compare 2 to 20 runs, each as ?run=<run id>; got 0"),
+        ([one], "got 1"),
+        ([one, one], "got 1"),
+        ([f"{i:032x}" for i in range(22)], "got 22"),
+        ([one, "../etc"], "not a run id: '../etc' (32 hex digits)"),
+    ]
+    for runs, message in cases:
+        response, error = await api("GET", "compare", params=[("run", r) for r in runs])
+        assert response.code == 400, (runs, error)
+        assert message in error["message"], (runs, error)
+    response, error = await api("GET", "compare", params=[("run", one), ("run", "0" * 32)])
+    assert response.code == 404 and f"no run {'0' * 32!r}" in error["message"]
+
+
+async def test_no_compare_query_gets_a_5xx(api: Api, history: dict[str, str]) -> None:
+    from hypothesis import strategies as st
+
+    from .test_fuzz_rest import _generate
+
+    one = (await _run_ids(api))["lr = 0.1"]
+    values = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40) | st.just(one)
+    for runs in _generate(st.lists(values, max_size=25)):
+        response, error = await api("GET", "compare", params=[("run", v) for v in runs])
+        assert response.code < 500, (runs, error)
+        if response.code >= 400:
+            assert error["message"], (runs, error)

@@ -1,7 +1,7 @@
 import * as React from 'react';
 
 import { RunsModel, rowKey } from '../runsModel';
-import { ICellRun, IRunDetail } from '../tokens';
+import { ICellRun, IRunComparison, IRunDetail } from '../tokens';
 import {
   ErrorMessage,
   KeyValues,
@@ -72,16 +72,19 @@ function RunsBody(props: { model: RunsModel; rows: ICellRun[] }): JSX.Element {
           after it appears here with its params and metrics.
         </Message>
       ) : (
-        <ul className="jp-mlops-runs" aria-label="Cell runs">
-          {rows.map(run => (
-            <RunRow
-              key={rowKey(run)}
-              run={run}
-              open={model.selected === rowKey(run)}
-              model={model}
-            />
-          ))}
-        </ul>
+        <>
+          <CompareBar model={model} />
+          <ul className="jp-mlops-runs" aria-label="Cell runs">
+            {rows.map(run => (
+              <RunRow
+                key={rowKey(run)}
+                run={run}
+                open={model.selected === rowKey(run)}
+                model={model}
+              />
+            ))}
+          </ul>
+        </>
       )}
       {model.hasMore && (
         <button
@@ -123,6 +126,18 @@ function RunRow(props: {
             [{count}]
           </span>
           <StatusBadge status={run.status} />
+          {run.run_id && (
+            <input
+              type="checkbox"
+              className="jp-mlops-pick"
+              checked={model.picked.includes(run.run_id)}
+              aria-label={`Compare run [${count}]`}
+              title="Pick for comparison"
+              onClick={event => event.stopPropagation()}
+              onKeyDown={event => event.stopPropagation()}
+              onChange={() => model.togglePick(run.run_id)}
+            />
+          )}
           {run.stale && (
             <span
               className="jp-mlops-stale"
@@ -174,6 +189,114 @@ function RunRow(props: {
       </div>
       {open && <RunDetails model={model} />}
     </li>
+  );
+}
+
+/** The runs picked for comparison: compare them, or start over. */
+function CompareBar(props: { model: RunsModel }): JSX.Element | null {
+  const { model } = props;
+  const picked = model.picked;
+  if (picked.length === 0) {
+    return null;
+  }
+  const comparison = model.comparison;
+  return (
+    <div className="jp-mlops-compare" aria-label="Comparison">
+      <div className="jp-mlops-compare-bar">
+        <span className="jp-mlops-muted">
+          {picked.length === 1
+            ? '1 run picked: pick another to compare'
+            : `${picked.length} runs picked`}
+        </span>
+        <button
+          className="jp-mlops-button jp-mlops-mod-small"
+          disabled={picked.length < 2 || comparison?.loaded === false}
+          onClick={() => void model.compare()}
+        >
+          Compare
+        </button>
+        <button
+          className="jp-mlops-button jp-mlops-mod-small"
+          onClick={() => model.clearPicks()}
+        >
+          Clear
+        </button>
+      </div>
+      {comparison && !comparison.loaded && <Loading what="the comparison" />}
+      {comparison?.error && (
+        <ErrorMessage error={comparison.error} what="the comparison" />
+      )}
+      {comparison?.value && <ComparisonTable found={comparison.value} />}
+    </div>
+  );
+}
+
+/** Params that differ first, then metrics with a bar each, one column per run. */
+function ComparisonTable(props: { found: IRunComparison }): JSX.Element {
+  const { found } = props;
+  const differing = found.differing_params;
+  const same = Object.keys(found.params).filter(k => !differing.includes(k));
+  const cell = (value: string | number | null): string =>
+    value === null
+      ? '–'
+      : typeof value === 'number'
+        ? formatNumber(value)
+        : value;
+  return (
+    <div className="jp-mlops-compare-scroll">
+      <table className="jp-mlops-compare-table">
+        <thead>
+          <tr>
+            <th />
+            {found.runs.map(run => (
+              <th key={run.run_id} title={`${run.label} (${run.run_id})`}>
+                {run.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {differing.map(name => (
+            <tr key={`p-${name}`} className="jp-mlops-mod-differs">
+              <th scope="row" title="a param that differs">
+                {name}
+              </th>
+              {found.params[name].map((v, i) => (
+                <td key={i}>{cell(v)}</td>
+              ))}
+            </tr>
+          ))}
+          {Object.entries(found.metrics).map(([name, values]) => {
+            const known = values.filter((v): v is number => v !== null);
+            const top = Math.max(...known.map(Math.abs), 0);
+            return (
+              <tr key={`m-${name}`} className="jp-mlops-compare-metric">
+                <th scope="row">{name}</th>
+                {values.map((v, i) => (
+                  <td key={i}>
+                    {cell(v)}
+                    {v !== null && top > 0 && (
+                      <span
+                        className="jp-mlops-compare-bar-fill"
+                        style={{ width: `${(Math.abs(v) / top) * 100}%` }}
+                      />
+                    )}
+                  </td>
+                ))}
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      {same.length > 0 && (
+        <div className="jp-mlops-muted">
+          The same in every run: {same.join(', ')}
+        </div>
+      )}
+      {differing.length === 0 && Object.keys(found.metrics).length === 0 && (
+        <Message>These runs have the same params and no metrics.</Message>
+      )}
+    </div>
   );
 }
 

@@ -320,6 +320,52 @@ test.describe('MLOps cockpit', () => {
     ).toBeInViewport();
   });
 
+  test('two picked runs are compared side by side, params that differ first', async ({
+    page
+  }, testInfo) => {
+    const sidebar = await openSidebar(page);
+    await page.notebook.createNew();
+    await page.notebook.setCell(0, 'code', '%load_ext jupyter_mlops');
+    await page.notebook.addCell('code', 'import jupyter_mlops');
+    await page.notebook.addCell(
+      'code',
+      '# mlops: first try\njupyter_mlops.log_params(lr=0.1, depth=3)\njupyter_mlops.log_metrics(accuracy=0.8)'
+    );
+    await page.notebook.addCell(
+      'code',
+      '# mlops: second try\njupyter_mlops.log_params(lr=0.01, depth=3)\njupyter_mlops.log_metrics(accuracy=0.9)'
+    );
+    await page.notebook.run();
+    const section = runs(sidebar);
+    // only stored runs can be picked
+    await expect(section.locator('.jp-mlops-pending')).toHaveCount(0, LONG);
+    await expect(section.locator('.jp-mlops-pick')).toHaveCount(3, LONG);
+    const row = (label: string) =>
+      section.locator('.jp-mlops-run').filter({ hasText: label });
+    await row('first try').locator('.jp-mlops-pick').check();
+    const bar = section.getByLabel('Comparison');
+    await expect(bar).toContainText('1 run picked');
+    await expect(bar.getByRole('button', { name: 'Compare' })).toBeDisabled();
+    await row('second try').locator('.jp-mlops-pick').check();
+    await bar.getByRole('button', { name: 'Compare' }).click();
+    const table = bar.locator('.jp-mlops-compare-table');
+    await expect(table.locator('thead th')).toHaveText(
+      ['', /first try/, /second try/],
+      LONG
+    );
+    const differs = table.locator('tr.jp-mlops-mod-differs');
+    await expect(differs).toHaveCount(1);
+    await expect(differs.locator('th, td')).toHaveText(['lr', '0.1', '0.01']);
+    await expect(
+      table.locator('tr.jp-mlops-compare-metric').locator('th, td')
+    ).toHaveText(['accuracy', '0.8', '0.9']);
+    await expect(bar).toContainText('The same in every run: depth');
+    await shootAll(page, sidebar, 'compare', testInfo);
+    await bar.getByRole('button', { name: 'Clear' }).click();
+    await expect(section.getByLabel('Comparison')).toHaveCount(0);
+    await expect(section.locator('.jp-mlops-pick:checked')).toHaveCount(0);
+  });
+
   test('a running cell shows while it runs, with the metrics it logged so far', async ({
     page,
     request,
