@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.manager import start_new_kernel
+
+from jupyter_mlops import store
 from jupyter_mlops.tracking import live
 from jupyter_mlops.tracking.live import LiveWriter, history_of, read_live
 from jupyter_mlops.tracking.queries import change_marker, notebook_runs
-from tests.conftest import WAIT_S, settings_for, wait_until
-from tests.tracking.kernel import notebook_kernel
+from tests.conftest import ENV_KEYS, WAIT_S, settings_for, wait_until
+from tests.tracking.kernel import execute
 
 
 @dataclass
@@ -111,10 +113,14 @@ jupyter_mlops.log_metrics({"loss": 0.125}, step=3)
 
 
 def test_a_running_cell_shows_with_its_metrics_then_as_its_record(tmp_path: Path) -> None:
-    cells = ["%load_ext jupyter_mlops", "x = 1", LONG_CELL]
-    with notebook_kernel(tmp_path, cells) as kernel:
-        kernel.run(0)
-        kernel.run(1)
+    # a blocking client of its own: the cell runs on while this thread polls the runs answer
+    (tmp_path / "mlops.yaml").write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    env["JUPYTER_MLOPS_NOTEBOOK"] = str(tmp_path / "nb.ipynb")
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
+    try:
+        execute(kc, "%load_ext jupyter_mlops")
+        execute(kc, "x = 1")
         settings = settings_for(tmp_path)
         journal_dir = settings.journal_dir
         assert not list(journal_dir.glob("*.live.json"))  # a short cell writes nothing
@@ -126,16 +132,7 @@ def test_a_running_cell_shows_with_its_metrics_then_as_its_record(tmp_path: Path
             return [r for r in page().pending if r.status == "RUNNING"]
 
         before = change_marker(settings, "nb.ipynb")
-        failed: list[BaseException] = []
-
-        def run_long() -> None:
-            try:
-                kernel.run(2)
-            except BaseException as err:  # shown by the main thread
-                failed.append(err)
-
-        thread = threading.Thread(target=run_long)
-        thread.start()
+        msg_id = kc.execute(LONG_CELL)
         try:
             wait_until(lambda: len(running()) == 1, "a running row")
             row = running()[0]
@@ -148,8 +145,10 @@ def test_a_running_cell_shows_with_its_metrics_then_as_its_record(tmp_path: Path
             record_id = row.record_id
         finally:
             (tmp_path / "gate").touch()
-            thread.join(WAIT_S)
-        assert not failed, failed
+        reply = kc.get_shell_msg(timeout=WAIT_S)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=WAIT_S)
+        assert reply["content"]["status"] == "ok", reply["content"]
 
         def ended() -> bool:
             rows = page()
@@ -163,3 +162,7 @@ def test_a_running_cell_shows_with_its_metrics_then_as_its_record(tmp_path: Path
         done = next(r for r in rows.pending + rows.runs if r.record_id == record_id)
         assert done.metrics["loss"] == 0.125 and done.history is None
         wait_until(lambda: not list(journal_dir.glob("*.live.json")), "the file removed")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        store.forget_clients()
