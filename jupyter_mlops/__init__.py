@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .packaging.package import PackagedModel, package
     from .pipelines.reproduce import Reproduction, reproduce
     from .pipelines.runner import PipelineFailed, PipelineResult, run_pipeline
+    from .pipelines.search import SearchResult, search
     from .pipelines.sweep import SweepResult, run_sweep
     from .registry.service import (
         PromotionRefused,
@@ -72,6 +73,8 @@ _LAZY = {
     "PipelineFailed": "pipelines.runner",
     "PipelineResult": "pipelines.runner",
     "run_pipeline": "pipelines.runner",
+    "search": "pipelines.search",
+    "SearchResult": "pipelines.search",
     "Reproduction": "pipelines.reproduce",
     "reproduce": "pipelines.reproduce",
     "SweepResult": "pipelines.sweep",
@@ -120,6 +123,7 @@ __all__ = [
     "PipelineResult",
     "PromotionRefused",
     "Reproduction",
+    "SearchResult",
     "Settings",
     "StaleRun",
     "StoreError",
@@ -152,6 +156,7 @@ __all__ = [
     "rollback",
     "run_pipeline",
     "run_sweep",
+    "search",
     "set_tags",
     "set_traffic",
     "stale",

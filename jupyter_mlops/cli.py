@@ -165,6 +165,12 @@ SCHEDULER = "Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:878
 @click.option("--no-cache", is_flag=True, help=help_text.NO_CACHE)
 @click.option("--resume", default=None, metavar="RUN_ID", help=help_text.RESUME)
 @click.option("--sweep", multiple=True, metavar="NAME=V1,V2", help=help_text.SWEEP)
+@click.option("--search", type=click.Choice(["optuna"]), default=None, help=help_text.SEARCH)
+@click.option("--trials", type=click.IntRange(1, 10_000), default=None, help=help_text.TRIALS)
+@click.option("--objective", default=None, metavar="METRIC:max|min", help=help_text.OBJECTIVE)
+@click.option("--space", multiple=True, metavar="NAME=RANGE", help=help_text.SPACE)
+@click.option("--study", default=None, help=help_text.STUDY)
+@click.option("--pruner", default="median", show_default=True, help=help_text.PRUNER)
 @click.option("--kernel", default=None, help="Kernel to run the notebooks with (default: theirs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--executor", default="local", show_default=True, metavar="local|dask", help=EXECUTOR)
@@ -178,6 +184,12 @@ def run(
     no_cache: bool,
     resume: str | None,
     sweep: tuple[str, ...],
+    search: str | None,
+    trials: int | None,
+    objective: str | None,
+    space: tuple[str, ...],
+    study: str | None,
+    pruner: str,
     kernel: str | None,
     quiet: bool,
     executor: str,
@@ -187,6 +199,25 @@ def run(
     from .pipelines.sweep import parse_sweep, run_sweep
 
     overrides = _pairs(params, "-p")
+    if search is None and (trials or objective or space or study):
+        raise click.UsageError("--trials, --objective, --space and --study go with --search optuna")
+    if search:
+        from .pipelines.search import search_from_options
+
+        if sweep or resume:
+            raise click.UsageError("--search cannot be combined with --sweep or --resume")
+        if trials is None or objective is None:
+            raise click.UsageError("--search optuna needs --trials N and --objective METRIC:max")
+        found = search_from_options(
+            pipeline, overrides, list(space), trials=trials, objective=objective,
+            study=study, pruner=pruner, parallel=parallel, use_cache=not no_cache,
+            progress=not quiet, kernel_name=kernel, executor=executor, scheduler=scheduler,
+        )  # fmt: skip
+        click.echo(found.table())
+        best = found.best_command(pipeline)
+        if best:
+            click.echo(f"register the best: {best}")
+        return
     if sweep:
         if resume:
             raise click.BadParameter("cannot be combined with --sweep", param_hint="--resume")

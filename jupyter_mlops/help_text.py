@@ -28,6 +28,18 @@ PARALLEL = "Run up to N independent steps (or sweep configurations) at once."
 NO_CACHE = "Execute every step even when its cache key matches an earlier run."
 RESUME = "Re-run a failed pipeline run: finished steps are reused, the rest run again."
 SWEEP = "Sweep a param over values: --sweep lr=0.01,0.1 (repeatable; a grid)."
+SEARCH = (
+    "Search the params with Optuna instead of one run: --search optuna --trials N "
+    "--objective METRIC:max|min; the ranges come from the file's 'search:' mapping and --space."
+)
+TRIALS = "How many trials the study holds when done (a resumed search runs only the rest)."
+OBJECTIVE = "A numeric step output to optimise: NAME or STEP.NAME, then :max or :min."
+SPACE = "A searched param's range: --space lr=loguniform(1e-4,1e-1) or opt=[adam,sgd]."
+STUDY = "The study's name in .mlops/optuna.db (default: the pipeline's name); resumed if kept."
+PRUNER = (
+    "How trials stop early on log_metrics(..., step=) of the objective: median (default), "
+    "none, threshold:lower=X or threshold:upper=X."
+)
 TEMPLATE = (
     "Turn this notebook into templates/NAME.ipynb: the params tracked in this session that it "
     "sets with plain assignments move into a cell tagged 'parameters'."

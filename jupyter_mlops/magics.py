@@ -19,7 +19,8 @@ from .tracking.queries import cell_runs, format_table
 USAGE = (
     "usage: %mlops {status,on,off,log k=v ...,tag k=v ...,runs [-n N],stale,flush,"
     "run PIPELINE [-p k=v] [--parallel N] [--no-cache] [--resume ID] [--sweep k=v1,v2]"
-    " [--executor dask --scheduler ADDRESS],"
+    " [--search optuna --trials N --objective METRIC:max --space k=RANGE]"
+    " [--executor dask --scheduler ADDRESS],search PIPELINE --trials N --objective M:max,"
     "pipelines [-n N],template NAME [--force],lineage NAME|MODEL@ALIAS,"
     "slice NAME TEMPLATE [--force],reproduce RUN_ID [--tolerance T],"
     "package MODEL --example VAR [--name N],"
@@ -79,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", default=None)
     run.add_argument("--resume", default=None)
     run.add_argument("--sweep", action="append", default=[])
+    run.add_argument("--search", choices=["optuna"], default=None)
+    srch = sub.add_parser("search", help=help_text.SEARCH, add_help=False)
+    srch.add_argument("pipeline")
+    srch.add_argument("-p", "--param", action="append", default=[], metavar="k=v")
+    for p in (run, srch):
+        p.add_argument("--trials", type=int, default=None)
+        p.add_argument("--objective", default=None)
+        p.add_argument("--space", action="append", default=[])
+        p.add_argument("--study", default=None)
+        p.add_argument("--pruner", default="median")
+    srch.add_argument("--parallel", type=int, default=None)
+    srch.add_argument("--no-cache", action="store_true")
+    srch.add_argument("--executor", default="local")
+    srch.add_argument("--scheduler", default=None)
     template = sub.add_parser("template", help=help_text.TEMPLATE, add_help=False)
     template.add_argument("name")
     template.add_argument("--force", action="store_true")
@@ -166,6 +181,7 @@ def help_message() -> str:
         ("stale", _STALE),
         ("flush", help_text.FLUSH),
         ("run PIPELINE", help_text.RUN),
+        ("search PIPELINE --trials N --objective M:max", help_text.SEARCH),
         ("pipelines", help_text.PIPELINES),
         ("template NAME", help_text.TEMPLATE),
         ("lineage NAME", help_text.LINEAGE),
@@ -277,6 +293,19 @@ def _run_text(args: argparse.Namespace) -> str:
     overrides = _pairs(args.param)
     if args.parallel is not None and args.parallel < 1:
         raise UsageError("%mlops run: --parallel must be at least 1", USAGE)
+    if args.search:
+        from .pipelines.search import search_from_options
+
+        if args.trials is None or args.objective is None:
+            raise UsageError(
+                "%mlops run: --search optuna needs --trials N and --objective METRIC:max", USAGE
+            )
+        found = search_from_options(
+            args.pipeline, overrides, args.space, trials=args.trials, objective=args.objective,
+            study=args.study, pruner=args.pruner, parallel=args.parallel,
+            use_cache=not args.no_cache, executor=args.executor, scheduler=args.scheduler,
+        )  # fmt: skip
+        return found.table()
     if args.sweep:
         result = run_sweep(
             args.pipeline,
@@ -453,6 +482,9 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
     if command == "flush":
         return api.flush()
     if command == "run":
+        return _run_text(args)
+    if command == "search":  # the same as run --search optuna
+        args.search, args.sweep, args.resume = "optuna", [], None
         return _run_text(args)
     if command == "drift":
         from .monitoring.drift import drift

@@ -149,8 +149,11 @@ class _Run:
         prior: dict[str, tuple[str, dict[str, Any]]],
         extra_tags: dict[str, str],
         executor: StepExecutor,
+        step_env: dict[str, str] | None = None,
     ):
         self.spec = spec
+        #: more environment for every step's kernel (a search trial's, for pruning)
+        self.step_env = dict(step_env or {})
         self.params = params
         self.settings = settings
         self.parallel = parallel
@@ -255,6 +258,7 @@ class _Run:
                     STEP_ENV_NOTEBOOK: str(step.notebook),
                     "JUPYTER_MLOPS_EXIT_FLUSH": "0",
                     **self.thread_env,
+                    **self.step_env,
                 },
                 kernel_name=self.kernel_name,
                 settings=self.settings,
@@ -450,6 +454,7 @@ def run_pipeline(
     executor: str | StepExecutor = "local",
     scheduler: str | None = None,
     record_in_background: bool = False,
+    step_env: dict[str, str] | None = None,
 ) -> PipelineResult:
     """Run a pipeline; raise ``PipelineFailed`` (with the result) when a step fails.
 
@@ -494,6 +499,7 @@ def run_pipeline(
                 slots=slots,
                 tags=tags,
                 executor=owned,
+                step_env=step_env,
             )
     parallel = parallel or executor.default_parallel()
     settings = settings or load_settings(spec.base_dir)
@@ -526,6 +532,7 @@ def run_pipeline(
         prior=prior,
         extra_tags=extra,
         executor=executor,
+        step_env=step_env,
     )
     try:
         run.execute(progress)

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import MlopsError
+from .search_space import Dimension, SearchSpaceError, parse_space
 
 _STEP_KEYS = {"notebook", "params", "needs", "inputs", "outputs", "cache", "traffic"}
-_TOP_KEYS = {"name", "params", "steps", "description"}
+_TOP_KEYS = {"name", "params", "steps", "description", "search"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 #: ``${params.NAME}`` or ``${steps.STEP.OUTPUT}``
 REF = re.compile(r"\$\{\s*(params|steps)\.([A-Za-z0-9_-]+)(?:\.([A-Za-z0-9_]+))?\s*\}")
@@ -78,6 +79,8 @@ class PipelineSpec:
     steps: dict[str, StepSpec]
     #: steps in an order where every step comes after what it needs
     order: tuple[str, ...]
+    #: the params ``--search`` varies and their ranges (``search_space.py``)
+    search: dict[str, Dimension] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -228,12 +231,17 @@ def parse_pipeline(path: Path, raw: Any) -> PipelineSpec:
     except CycleError as err:
         cycle = " -> ".join(err.args[1])
         raise PipelineSpecError(path, f"the steps form a cycle: {cycle}", None, "needs") from None
+    try:
+        search = parse_space(raw.get("search"), {str(k): v for k, v in params.items()})
+    except SearchSpaceError as err:
+        raise PipelineSpecError(path, str(err), None, "search") from None
     return PipelineSpec(
         name=name.strip(),
         path=path,
         params={str(k): v for k, v in params.items()},
         steps=steps,
         order=order,
+        search=search,
     )
 
 

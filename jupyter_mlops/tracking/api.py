@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import numbers
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -103,7 +104,12 @@ def log_metrics(
         raise UsageError(f"log_metrics: step must be a whole number, not {step!r}")
     if _warn_untracked("log_metrics"):
         assert _active is not None
-        _active.recorder.log_metrics({**(metrics or {}), **kwargs}, step)
+        values = {**(metrics or {}), **kwargs}
+        _active.recorder.log_metrics(values, step)
+        if "JUPYTER_MLOPS_TRIAL" in os.environ:
+            from ..pipelines.trial import report
+
+            report(values, step)  # a search trial's step: Optuna may prune it here
 
 
 def log_params(params: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
