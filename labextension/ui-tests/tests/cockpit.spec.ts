@@ -2,6 +2,7 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import { Locator } from '@playwright/test';
 
 import { stopKernels } from './cleanup';
+import { consoleErrors, watchConsole } from './console';
 import { shoot } from './shots';
 
 const SIDEBAR = 'jupyter-mlops-sidebar';
@@ -61,6 +62,11 @@ function runs(sidebar: Locator): Locator {
 }
 
 test.describe('MLOps cockpit', () => {
+  // the extension logs no error and throws nothing, whatever the test does
+  test.beforeEach(({ page }) => watchConsole(page));
+  test.afterEach(({ page }) => {
+    expect(consoleErrors(page)).toEqual([]);
+  });
   // a failed test must not leave its kernel running
   test.afterEach(async ({ request }) => {
     await stopKernels(request);

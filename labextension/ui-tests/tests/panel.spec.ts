@@ -2,6 +2,7 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import { Locator } from '@playwright/test';
 
 import { stopDeployments } from './cleanup';
+import { consoleErrors, watchConsole } from './console';
 import { shoot } from './shots';
 
 /** The tab of the panel that is shown now (ipywidgets hides the others). */
@@ -44,6 +45,11 @@ async function runPanelNotebook(page: IJupyterLabPageFixture): Promise<string> {
 }
 
 test.describe('%mlops panel', () => {
+  // the extension logs no error and throws nothing, whatever the test does
+  test.beforeEach(({ page }) => watchConsole(page));
+  test.afterEach(({ page }) => {
+    expect(consoleErrors(page)).toEqual([]);
+  });
   // tall enough that each tab, chart included, fits in one screenshot
   test.use({ viewport: { width: 1400, height: 1700 } });
 

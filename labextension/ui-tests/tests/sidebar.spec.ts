@@ -2,6 +2,7 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import { Locator } from '@playwright/test';
 
 import { stopDeployments } from './cleanup';
+import { consoleErrors, watchConsole } from './console';
 import { shoot } from './shots';
 
 const SIDEBAR = 'jupyter-mlops-sidebar';
@@ -23,6 +24,11 @@ function section(sidebar: Locator, id: string): Locator {
 }
 
 test.describe('MLOps sidebar', () => {
+  // the extension logs no error and throws nothing, whatever the test does
+  test.beforeEach(({ page }) => watchConsole(page));
+  test.afterEach(({ page }) => {
+    expect(consoleErrors(page)).toEqual([]);
+  });
   // a failed test must not leave its model server running
   test.afterEach(async ({ request }) => {
     await stopDeployments(request);
