@@ -76,6 +76,16 @@ class PipelineResult:
     def ok(self) -> bool:
         return self.status == "FINISHED"
 
+    def numeric_outputs(self) -> dict[str, float]:
+        """Each step's number outputs as ``STEP.NAME``, in step order (what sweeps tabulate
+        and searches optimise)."""
+        return {
+            f"{step.name}.{name}": float(value)
+            for step in self.steps.values()
+            for name, value in step.outputs.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+
     def failed_step(self) -> StepResult | None:
         return next((s for s in self.steps.values() if s.status == "FAILED"), None)
 

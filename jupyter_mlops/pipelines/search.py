@@ -117,24 +117,11 @@ def _show(value: Any) -> str:
 def objective_value(result: PipelineResult, metric: str) -> float | None:
     """The objective among the numeric outputs of the run's steps (``step.name`` or a name
     only one step gives)."""
-    found: dict[str, float] = {}
-    for step in result.steps.values():
-        for name, value in step.outputs.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                found[f"{step.name}.{name}"] = float(value)
+    found = result.numeric_outputs()
     if metric in found:
         return found[metric]
     bare = [v for k, v in found.items() if k.split(".", 1)[1] == metric]
     return bare[0] if len(bare) == 1 else None
-
-
-def _outputs(result: PipelineResult) -> list[str]:
-    return sorted(
-        f"{s.name}.{n}"
-        for s in result.steps.values()
-        for n, v in s.outputs.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    )
 
 
 def _storage(settings: Settings) -> Any:
@@ -326,7 +313,7 @@ def _search(
             trial.set_user_attr("run_id", result.run_id)
             value = objective_value(result, metric)
             if value is None:
-                outputs = ", ".join(_outputs(result)) or "none"
+                outputs = ", ".join(sorted(result.numeric_outputs())) or "none"
                 problem.append(
                     f"objective {metric!r} is not a numeric output of any step of {spec.name} "
                     f"(outputs: {outputs})"

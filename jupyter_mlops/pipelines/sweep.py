@@ -54,10 +54,7 @@ class SweepResult:
         for result in [*self.runs, *(f.result for f in self.failures)]:
             row: dict[str, Any] = {"run_id": result.run_id, "status": result.status}
             row.update({k: result.params.get(k) for k in self.grid})
-            for step in result.steps.values():
-                for name, value in step.outputs.items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        row[f"{step.name}.{name}"] = value
+            row.update(result.numeric_outputs())
             out.append(row)
         return out
 
