@@ -69,6 +69,9 @@ export async function request<T>(
   }
   const etag = response.headers.get('ETag');
   if (response.status === 304) {
+    // read the empty body all the same: a response left unread is cancelled when it is
+    // collected, and the browser lists it as a failed request (net::ERR_ABORTED)
+    await response.text();
     return { value: NOT_MODIFIED, etag };
   }
   const text = await response.text();

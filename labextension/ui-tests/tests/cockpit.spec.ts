@@ -141,20 +141,27 @@ test.describe('MLOps cockpit', () => {
     );
     await expect(rows.filter({ hasText: 'before_rename' })).toHaveCount(1);
 
-    // the store agrees: one experiment, one session, cells tagged with their path
-    const answer = await request.get(
-      `/jupyter-mlops/api/runs?notebook=${encodeURIComponent(renamed)}`
-    );
-    const page1 = await answer.json();
+    // the store agrees, once the writer has stored the journal's last record: one
+    // experiment, one session, cells tagged with their path
+    const listed = async () =>
+      (
+        await request.get(
+          `/jupyter-mlops/api/runs?notebook=${encodeURIComponent(renamed)}`
+        )
+      ).json();
+    const afterRename = (page1: any) =>
+      page1.runs.find((r: any) => r.source_preview.startsWith('after_rename'));
+    await expect
+      .poll(async () => afterRename(await listed()) !== undefined, LONG)
+      .toBe(true);
+    const page1 = await listed();
     expect(page1.experiment).toContain('renamed-train.ipynb');
     expect(page1.sessions).toHaveLength(1);
     const old = await request.get(
       `/jupyter-mlops/api/runs?notebook=${encodeURIComponent(`${tmpPath}/${name}`)}`
     );
     expect((await old.json()).experiment_id).toBeNull();
-    const stored = page1.runs.find((r: any) =>
-      r.source_preview.startsWith('after_rename')
-    );
+    const stored = afterRename(page1);
     const detail = await request.get(
       `/jupyter-mlops/api/runs/${stored.run_id}`
     );

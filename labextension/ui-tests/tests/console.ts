@@ -26,6 +26,14 @@ export function watchConsole(page: Page): void {
       found.push(`console error: ${message.text()} (${where})`);
     }
   });
+  // a request the browser gave up on (DevTools' net::ERR_ABORTED) is a fault too
+  page.on('requestfailed', request => {
+    if (OURS.test(request.url())) {
+      found.push(
+        `request failed: ${request.method()} ${request.url()} (${request.failure()?.errorText})`
+      );
+    }
+  });
   page.on('pageerror', error => {
     if (OURS.test(`${error.message}\n${error.stack ?? ''}`)) {
       found.push(`uncaught: ${error.message}`);
