@@ -173,6 +173,7 @@ SCHEDULER = "Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:878
 @click.option("--pruner", default="median", show_default=True, help=help_text.PRUNER)
 @click.option("--kernel", default=None, help="Kernel to run the notebooks with (default: theirs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--fail-on-refusal", is_flag=True, help=help_text.FAIL_ON_REFUSAL)
 @click.option("--executor", default="local", show_default=True, metavar="local|dask", help=EXECUTOR)
 @click.option("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER)
 @_errors_to_exit
@@ -192,6 +193,7 @@ def run(
     pruner: str,
     kernel: str | None,
     quiet: bool,
+    fail_on_refusal: bool,
     executor: str,
     scheduler: str | None,
 ) -> None:
@@ -201,6 +203,8 @@ def run(
     overrides = _pairs(params, "-p")
     if search is None and (trials or objective or space or study):
         raise click.UsageError("--trials, --objective, --space and --study go with --search optuna")
+    if fail_on_refusal and (search or sweep):
+        raise click.UsageError("--fail-on-refusal goes with a single pipeline run")
     if search:
         from .pipelines.search import search_from_options
 
@@ -248,10 +252,15 @@ def run(
         kernel_name=kernel,
         executor=executor,
         scheduler=scheduler,
-        # a command that finds every step cached should not wait for MLflow to record it
-        record_in_background=True,
+        # a command that finds every step cached should not wait for MLflow to record it,
+        # unless it must read the steps' runs for refusals
+        record_in_background=not fail_on_refusal,
     )
     click.echo(outcome.summary())
+    if fail_on_refusal and outcome.refusals():
+        steps = ", ".join(repr(step) for step, _ in outcome.refusals())
+        click.echo(f"error: a gate refused a promotion in step {steps}", err=True)
+        sys.exit(1)
 
 
 run.help = help_text.RUN
@@ -640,6 +649,34 @@ server.help = (
     "Start an MLflow tracking server for a team: runs and registry in PostgreSQL (or MySQL, "
     "SQLite), artifacts served by the server. Options default to mlops.yaml's team: section."
 )
+
+
+@main.group()
+def ci() -> None:
+    """CI workflows that run a pipeline with its gates."""
+
+
+@ci.command("init")
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--github", "kind", flag_value="github", help="GitHub Actions workflow.")
+@click.option("--gitlab", "kind", flag_value="gitlab", help="GitLab CI pipeline (.gitlab-ci.yml).")
+@click.option("--audit", default=None, metavar="MODEL@ALIAS", help=help_text.CI_AUDIT)
+@click.option(
+    "--python", default=None, metavar="X.Y", help="Python of the build (default: this one)."
+)
+@click.option("--force", is_flag=True, help="Replace an existing workflow file.")
+@_errors_to_exit
+def ci_init(
+    pipeline: str, kind: str | None, audit: str | None, python: str | None, force: bool
+) -> None:
+    from .pipelines.ci import init_workflow
+
+    if kind is None:
+        raise click.UsageError("ci init needs --github or --gitlab")
+    click.echo(init_workflow(kind, pipeline, audit=audit, python=python, force=force).summary())
+
+
+ci_init.help = help_text.CI_INIT
 
 
 @main.command()

@@ -23,6 +23,17 @@ RUN = (
     "index at once and a writer process records the runs just after."
 )
 PIPELINES = "List past pipeline runs, newest first."
+FAIL_ON_REFUSAL = (
+    "Exit with status 1 when a gate refused a promotion in any step, even one its notebook "
+    "caught (for CI builds)."
+)
+CI_INIT = (
+    "Write a CI workflow for PIPELINE: GitHub Actions (.github/workflows/mlops.yml) or GitLab "
+    "CI (.gitlab-ci.yml). The build installs the project, runs the pipeline with "
+    "--fail-on-refusal, writes the audit report when it passes, and keeps the executed "
+    "notebooks and the report as artifacts."
+)
+CI_AUDIT = "The model to audit after a passing run (default: params.model_name@champion)."
 PARAM = "Override a pipeline param: -p name=value (repeatable)."
 PARALLEL = "Run up to N independent steps (or sweep configurations) at once."
 NO_CACHE = "Execute every step even when its cache key matches an earlier run."

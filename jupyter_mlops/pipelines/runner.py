@@ -50,6 +50,8 @@ class StepResult:
     notebook: str | None = None
     duration_s: float = 0.0
     error: StepFailure | None = None
+    #: promotions the step's notebook saw refused by their gates (caught or not)
+    refused: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +87,10 @@ class PipelineResult:
             for name, value in step.outputs.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)
         }
+
+    def refusals(self) -> list[tuple[str, str]]:
+        """(step, message) of each step whose notebook had a promotion refused by a gate."""
+        return [(s.name, s.refused) for s in self.steps.values() if s.refused]
 
     def failed_step(self) -> StepResult | None:
         return next((s for s in self.steps.values() if s.status == "FAILED"), None)
@@ -129,6 +135,8 @@ class PipelineResult:
             lines.append(f"  {step.name:<12} {step.status:<9} {step.duration_s:6.1f} s{note}")
             if outs:
                 lines.append(f"  {'':<12} outputs: {outs[:300]}")
+        for name, message in self.refusals():
+            lines.append(f"gate refused in step {name!r}: {message}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,7 +246,18 @@ class _Run:
             outputs=outputs,
             cache_key=key,
             reused_run_id=source,
+            refused=self._refusals(source),
         )
+
+    def _refusals(self, run_id: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        from ..registry.service import STEP_REFUSALS_TAG
+
+        try:
+            return self.client.get_run(run_id).data.tags.get(STEP_REFUSALS_TAG)
+        except MlflowException:
+            return None
 
     def run_step(self, name: str) -> StepResult:
         step = self.spec.steps[name]
@@ -319,6 +338,7 @@ class _Run:
             notebook=self.settings.relative(out_path),
             duration_s=time.perf_counter() - started,
             error=failure,
+            refused=self._refusals(run_id),
         )
 
     def _safe_step(self, name: str) -> StepResult:

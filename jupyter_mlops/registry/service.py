@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import getpass
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,6 +36,26 @@ class PromotionRefused(MlopsError):
         lines.append("nothing was moved (force=True with a reason overrides)")
         super().__init__("\n".join(lines))
         self.failed = failed
+
+
+#: the tag on a pipeline step's run that lists the promotions its notebook saw refused
+STEP_REFUSALS_TAG = "mlops.gates_refused"
+
+
+def _note_on_step_run(client: Any, message: str) -> None:
+    """Inside a pipeline step, tag the step's run with a refusal, so the pipeline (and a CI
+    build that runs it) knows a gate said no even when the notebook caught the error."""
+    from mlflow.exceptions import MlflowException
+
+    step_run = os.environ.get("JUPYTER_MLOPS_SESSION_RUN_ID")
+    if not step_run:
+        return
+    try:
+        earlier = client.get_run(step_run).data.tags.get(STEP_REFUSALS_TAG)
+        text = f"{earlier}\n{message}" if earlier else message
+        client.set_tag(step_run, STEP_REFUSALS_TAG, text[:5000])
+    except MlflowException:
+        pass  # a step run the store does not know: the refusal still raises
 
 
 @dataclass
@@ -290,7 +311,9 @@ def promote(
         json.dumps({"verdict": verdict, "gates": [g.to_dict() for g in results]})[:5000],
     )
     if failed and not force:
-        raise PromotionRefused(name, str(target.version), alias, failed)
+        refused = PromotionRefused(name, str(target.version), alias, failed)
+        _note_on_step_run(client, str(refused))
+        raise refused
     previous = str(holder.version) if holder is not None else None
     client.set_registered_model_alias(name, alias, target.version)
     _append_history(
