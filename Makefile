@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml labextension/package.json
 	$(BIN)/pip install --quiet --upgrade pip
 	# the CPU build of torch lies on local disk; an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[torch,sklearn,dask,search,analyse,team,test,dev]"
+	$(BIN)/pip install --quiet -e ".[torch,sklearn,dask,search,schedule,analyse,team,test,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

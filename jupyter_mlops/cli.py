@@ -680,6 +680,75 @@ ci_init.help = help_text.CI_INIT
 
 
 @main.command()
+@click.argument("what", metavar="PIPELINE | monitor")
+@click.argument("deployment", required=False, metavar="[DEPLOYMENT]")
+@click.option("--cron", default=None, metavar="EXPRESSION", help="When, as cron fields (UTC).")
+@click.option("--every", default=None, metavar="INTERVAL", help=help_text.SCHEDULE_EVERY)
+@click.option("--window", default=None, metavar="15m", help=help_text.SCHEDULE_WINDOW)
+@click.option("--name", default=None, help="The schedule's name (default pipeline-X/monitor-X).")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help=help_text.PARAM)
+@click.option("--kernel", default=None, help="Kernel of the job's notebook (default python3).")
+@_errors_to_exit
+def schedule(
+    what: str,
+    deployment: str | None,
+    cron: str | None,
+    every: str | None,
+    window: str | None,
+    name: str | None,
+    params: tuple[str, ...],
+    kernel: str | None,
+) -> None:
+    from .scheduling import schedule_monitor, schedule_pipeline
+
+    if what == "monitor" and not Path(what).is_file():
+        if deployment is None:
+            raise click.UsageError("schedule monitor needs a DEPLOYMENT")
+        if params:
+            raise click.UsageError("-p/--param is for a pipeline schedule")
+        made = schedule_monitor(
+            deployment, every if cron is None else None, cron=cron, window=window, name=name,
+            kernel=kernel,
+        )  # fmt: skip
+    else:
+        if deployment is not None:
+            raise click.UsageError(f"unexpected argument {deployment!r} after the pipeline")
+        if window is not None:
+            raise click.UsageError("--window is for a monitor schedule")
+        made = schedule_pipeline(
+            what, cron, every=every, name=name, params=_pairs(params, "--param"), kernel=kernel
+        )
+    click.echo(made.summary())
+
+
+schedule.help = help_text.SCHEDULE
+
+
+@main.command("schedules")
+@_errors_to_exit
+def schedules_() -> None:
+    from .scheduling import format_schedules, schedules
+
+    click.echo(format_schedules(schedules()))
+
+
+schedules_.help = help_text.SCHEDULES
+
+
+@main.command()
+@click.argument("name")
+@_errors_to_exit
+def unschedule(name: str) -> None:
+    from .scheduling import unschedule as remove
+
+    gone = remove(name)
+    click.echo(f"unscheduled {gone.name} ({gone.kind} {gone.target})")
+
+
+unschedule.help = help_text.UNSCHEDULE
+
+
+@main.command()
 @click.argument("spec", metavar="MODEL@ALIAS")
 @click.option(
     "--target", required=True, type=click.Choice(["kserve", "triton", "mlserver"]), help="Platform."

@@ -33,6 +33,16 @@ CI_INIT = (
     "--fail-on-refusal, writes the audit report when it passes, and keeps the executed "
     "notebooks and the report as artifacts."
 )
+SCHEDULE = (
+    "Run PIPELINE on a schedule (--cron '0 3 * * *', UTC) or monitor a deployment (schedule "
+    "monitor DEPLOYMENT --every 15m) with jupyter-scheduler, in the running Jupyter server "
+    "that serves the project: the jobs run while it runs, appear in JupyterLab's Notebook "
+    "Jobs, and are recorded as pipeline or monitor runs tagged mlops.schedule."
+)
+SCHEDULE_EVERY = "An interval instead of --cron: 30s, 15m, 6h, 1d (it must divide its unit)."
+SCHEDULE_WINDOW = "monitor: how far back each run looks (default: the interval)."
+SCHEDULES = "List this project's schedules: cron, next run, the last job's status."
+UNSCHEDULE = "Remove a schedule, the jobs it ran and its notebook."
 CI_AUDIT = "The model to audit after a passing run (default: params.model_name@champion)."
 PARAM = "Override a pipeline param: -p name=value (repeatable)."
 PARALLEL = "Run up to N independent steps (or sweep configurations) at once."
