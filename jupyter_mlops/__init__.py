@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         register,
         rollback,
     )
+    from .scheduling import Schedule, schedule, schedules, unschedule
     from .serving.manager import (
         Deployment,
         deploy,
@@ -93,6 +94,10 @@ _LAZY = {
     "switch": "serving.manager",
     "undeploy": "serving.manager",
     "panel": "widgets",
+    "Schedule": "scheduling",
+    "schedule": "scheduling",
+    "schedules": "scheduling",
+    "unschedule": "scheduling",
 }
 
 
@@ -123,6 +128,7 @@ __all__ = [
     "PipelineResult",
     "PromotionRefused",
     "Reproduction",
+    "Schedule",
     "SearchResult",
     "Settings",
     "StaleRun",
@@ -156,6 +162,8 @@ __all__ = [
     "rollback",
     "run_pipeline",
     "run_sweep",
+    "schedule",
+    "schedules",
     "search",
     "set_tags",
     "set_traffic",
@@ -163,6 +171,7 @@ __all__ = [
     "switch",
     "undeploy",
     "unload_ipython_extension",
+    "unschedule",
     "value_digest",
 ]
 

@@ -699,25 +699,12 @@ def schedule(
     params: tuple[str, ...],
     kernel: str | None,
 ) -> None:
-    from .scheduling import schedule_monitor, schedule_pipeline
+    from .scheduling import schedule as make
 
-    if what == "monitor" and not Path(what).is_file():
-        if deployment is None:
-            raise click.UsageError("schedule monitor needs a DEPLOYMENT")
-        if params:
-            raise click.UsageError("-p/--param is for a pipeline schedule")
-        made = schedule_monitor(
-            deployment, every if cron is None else None, cron=cron, window=window, name=name,
-            kernel=kernel,
-        )  # fmt: skip
-    else:
-        if deployment is not None:
-            raise click.UsageError(f"unexpected argument {deployment!r} after the pipeline")
-        if window is not None:
-            raise click.UsageError("--window is for a monitor schedule")
-        made = schedule_pipeline(
-            what, cron, every=every, name=name, params=_pairs(params, "--param"), kernel=kernel
-        )
+    made = make(
+        what, deployment, cron=cron, every=every, window=window, name=name,
+        params=_pairs(params, "--param"), kernel=kernel,
+    )  # fmt: skip
     click.echo(made.summary())
 
 

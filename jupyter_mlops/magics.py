@@ -27,7 +27,9 @@ USAGE = (
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
     "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,drift REF CUR,"
-    "monitor DEPLOYMENT [--window 1h],alerts,audit SPEC [--out DIR] [--request ID],"
+    "monitor DEPLOYMENT [--window 1h],alerts,"
+    "schedule PIPELINE --cron EXPR [-p k=v]|monitor DEPLOYMENT --every 15m,schedules,"
+    "unschedule NAME,audit SPEC [--out DIR] [--request ID],"
     "evaluate SPEC --data FILE|VAR --target COL [--slices a,b] [--experiment NAME],"
     "panel [--tab T],help}"
 )
@@ -149,6 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("deployment")
     mon.add_argument("--window", default="1h")
     sub.add_parser("alerts", help=help_text.ALERTS, add_help=False)
+    sch = sub.add_parser("schedule", help=help_text.SCHEDULE, add_help=False)
+    sch.add_argument("what")
+    sch.add_argument("deployment", nargs="?")
+    sch.add_argument("--cron", default=None)
+    sch.add_argument("--every", default=None)
+    sch.add_argument("--window", default=None)
+    sch.add_argument("--name", default=None)
+    sch.add_argument("-p", "--param", dest="params", action="append", default=[])
+    sch.add_argument("--kernel", default=None)
+    sub.add_parser("schedules", help=help_text.SCHEDULES, add_help=False)
+    unsch = sub.add_parser("unschedule", help=help_text.UNSCHEDULE, add_help=False)
+    unsch.add_argument("name")
     aud = sub.add_parser("audit", help=help_text.AUDIT, add_help=False)
     aud.add_argument("spec", nargs="?")
     aud.add_argument("--out", default=None)
@@ -200,6 +214,9 @@ def help_message() -> str:
         ("drift REF CUR", help_text.DRIFT),
         ("monitor ID", help_text.MONITOR),
         ("alerts", help_text.ALERTS),
+        ("schedule PIPELINE|monitor ID", help_text.SCHEDULE),
+        ("schedules", help_text.SCHEDULES),
+        ("unschedule NAME", help_text.UNSCHEDULE),
         ("audit SPEC", help_text.AUDIT),
         ("evaluate SPEC", help_text.EVALUATE),
         ("panel", help_text.PANEL),
@@ -443,6 +460,21 @@ def _evaluate_text(args: argparse.Namespace, namespace: dict[str, Any] | None) -
     return describe(result, settings)
 
 
+def _schedule_text(args: argparse.Namespace) -> str:
+    from . import scheduling
+
+    if args.command == "schedules":
+        return scheduling.format_schedules(scheduling.schedules())
+    if args.command == "unschedule":
+        gone = scheduling.unschedule(args.name)
+        return f"unscheduled {gone.name} ({gone.kind} {gone.target})"
+    made = scheduling.schedule(
+        args.what, args.deployment, cron=args.cron, every=args.every, window=args.window,
+        name=args.name, params=_pairs(args.params), kernel=args.kernel,
+    )  # fmt: skip
+    return made.summary()
+
+
 def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
     """Execute one ``%mlops`` line; the text to show. Raises MlopsError on bad input.
 
@@ -502,6 +534,8 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         from .monitoring.monitor import alerts, format_alerts
 
         return format_alerts(alerts())
+    if command in ("schedule", "schedules", "unschedule"):
+        return _schedule_text(args)
     if command == "audit":
         from .audit import audit
 

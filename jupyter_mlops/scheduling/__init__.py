@@ -9,6 +9,7 @@ of the Jupyter server that serves the project, so the jobs also appear in Jupyte
 from .service import (
     Schedule,
     format_schedules,
+    schedule,
     schedule_monitor,
     schedule_pipeline,
     schedules,
@@ -18,6 +19,7 @@ from .service import (
 __all__ = [
     "Schedule",
     "format_schedules",
+    "schedule",
     "schedule_monitor",
     "schedule_pipeline",
     "schedules",

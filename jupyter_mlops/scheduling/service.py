@@ -246,6 +246,40 @@ def schedule_monitor(
     )  # fmt: skip
 
 
+def schedule(
+    what: str,
+    deployment: str | None = None,
+    *,
+    cron: str | None = None,
+    every: str | None = None,
+    window: str | None = None,
+    name: str | None = None,
+    params: dict[str, str] | None = None,
+    kernel: str | None = None,
+    settings: Settings | None = None,
+) -> Schedule:
+    """What the doors call: ``schedule("pipeline.yaml", cron=...)`` or
+    ``schedule("monitor", "prod", every="15m")``."""
+    if what == "monitor" and not Path(what).is_file():
+        if deployment is None:
+            raise ScheduleError("schedule monitor needs a DEPLOYMENT")
+        if params:
+            raise ScheduleError("-p/--param is for a pipeline schedule")
+        if every is None and cron is None:
+            every = "15m"
+        return schedule_monitor(
+            deployment, every, cron=cron, window=window, name=name, kernel=kernel,
+            settings=settings,
+        )  # fmt: skip
+    if deployment is not None:
+        raise ScheduleError(f"unexpected argument {deployment!r} after the pipeline")
+    if window is not None:
+        raise ScheduleError("--window is for a monitor schedule")
+    return schedule_pipeline(
+        what, cron, every=every, name=name, params=params, kernel=kernel, settings=settings
+    )
+
+
 def schedules(*, settings: Settings | None = None) -> list[Schedule]:
     """This project's schedules, by name."""
     settings = settings or load_settings()

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from jupyter_mlops import store
 from jupyter_mlops.cli import main
 from jupyter_mlops.config import Settings, load_settings
+from jupyter_mlops.magics import run_line
 from jupyter_mlops.monitoring.monitor import alerts
 from jupyter_mlops.registry.service import promote
 from jupyter_mlops.scheduling import schedule_monitor, schedules, unschedule
@@ -146,6 +147,8 @@ def test_scheduled_pipeline_job_is_a_tracked_pipeline_run(
         "COMPLETED",
     )
 
+    listing = run_line("schedules")  # %mlops schedules in a notebook of that server
+    assert "pipeline-pipeline" in listing and "COMPLETED" in listing
     again = CliRunner().invoke(main, ["schedule", "pipeline.yaml", "--every", "6h"])
     assert again.exit_code == 1
     assert "a schedule named 'pipeline-pipeline' exists" in again.output
@@ -204,6 +207,10 @@ def test_bad_schedules_get_clear_messages(project: Path, jupyter_dirs: dict[str,
     # every input is fine, but no Jupyter server runs to hold the schedule
     assert "no running Jupyter server serves" in run("schedule", "pipeline.yaml", "--every", "1h")
     assert "start `jupyter lab` in the project" in run("schedules")
+    with pytest.raises(ScheduleError, match="--window is for a monitor schedule"):
+        run_line("schedule pipeline.yaml --every 1h --window 1h")
+    with pytest.raises(ScheduleError, match="no deployment 'prod' in this project"):
+        run_line("schedule monitor prod")  # every 15m by default
     with pytest.raises(ScheduleError, match="a monitor on --cron needs --window"):
         schedule_monitor("prod", cron="*/5 * * * *")
 
