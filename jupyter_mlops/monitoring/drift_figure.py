@@ -75,7 +75,8 @@ def drift_figure(
         col=1,
     )
     fig.add_hline(y=1.0, line_dash="dash", line_color="gray", row=1, col=1)
-    fig.update_yaxes(type="log", title_text="× threshold", row=1, col=1)
+    # 1, 2, 5, 10, 20, 50: plotly labels every minor tick of a short log range otherwise
+    fig.update_yaxes(type="log", dtick="D2", title_text="× threshold", row=1, col=1)
     fig.update_xaxes(type="category", automargin=True, row=1, col=1)
     if shown and frames is not None:
         ref, cur = frames

@@ -195,4 +195,48 @@ test.describe('%mlops panel', () => {
     });
     expect(size).toBeLessThan(100_000);
   });
+
+  test('a notebook with saved panel outputs reopens with its chart and no error', async ({
+    page
+  }, testInfo) => {
+    await runPanelNotebook(page);
+    const panel = page.locator('.jp-mlops-widget-panel');
+    await expect(panel).toBeVisible({ timeout: 180_000 });
+    // the drift tab draws a plotly chart, so the saved outputs hold one
+    const tab = await openTab(panel, 'Drift');
+    await dropdown(tab, 'reference').selectOption({
+      label: 'variable train_df'
+    });
+    await dropdown(tab, 'current').selectOption({
+      label: 'variable recent_df'
+    });
+    await tab.getByRole('button', { name: 'Compare' }).click();
+    await expect(tab.locator('.js-plotly-plot')).toBeVisible({
+      timeout: 120_000
+    });
+    await page.notebook.save();
+
+    // every console error of the page from its load on, whoever logs it: the TypeError
+    // "reading 'observe'" came from reopening saved widget outputs
+    const heard: string[] = [];
+    page.on('console', message => {
+      if (message.type() === 'error') {
+        heard.push(`${message.type()}: ${message.text()}`);
+      }
+    });
+    page.on('pageerror', error => heard.push(`uncaught: ${error.message}`));
+    // a plain reload: JupyterLab restores its layout, so the notebook reopens from disk
+    await page.evaluate(() => window.location.reload());
+    const reopened = page
+      .locator('.jp-NotebookPanel')
+      .filter({ visible: true });
+    await expect(reopened.locator('.jp-mlops-widget-panel')).toBeVisible({
+      timeout: 120_000
+    });
+    await expect(reopened.locator('.js-plotly-plot')).toBeVisible({
+      timeout: 60_000
+    });
+    await shoot(reopened, 'panel-reopened', testInfo);
+    expect(heard).toEqual([]);
+  });
 });
