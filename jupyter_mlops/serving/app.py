@@ -110,6 +110,7 @@ class ModelServer:
             registry=self.metrics,
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
         )  # fmt: skip
+        self._counted: dict[tuple[str, str], tuple[Any, Any]] = {}
         if self.capture is not None:
             # mlops_capture_dropped_total{reason} and mlops_capture_written_total, read at scrape
             self.metrics.register(CaptureMetrics(self.capture))
@@ -149,8 +150,14 @@ class ModelServer:
         start = time.perf_counter()
         outputs = served.predict(feeds, names)
         took = time.perf_counter() - start
-        self.requests.labels(served.version, protocol).inc()
-        self.latency.labels(served.version).observe(took)
+        counted = self._counted.get((served.version, protocol))
+        if counted is None:  # a labelled child is a locked lookup: made once per version
+            counted = self._counted[served.version, protocol] = (
+                self.requests.labels(served.version, protocol),
+                self.latency.labels(served.version),
+            )
+        counted[0].inc()
+        counted[1].observe(took)
         if self.capture is not None:
             # the arrays themselves: the capture writer's thread converts and writes them
             self.capture.add(

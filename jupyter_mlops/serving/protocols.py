@@ -11,14 +11,13 @@ invalid JSON we answer a 4xx or valid JSON instead (README, "Deploy").
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import columns
-from .jsonio import tensor_list
+from .jsonio import loads, tensor_list
 from .model import RequestError, ServedVersion
 from .zipmap import as_maps
 
@@ -98,7 +97,7 @@ def parse(raw: bytes, mime: str, served: ServedVersion) -> Parsed:
     if mime == "application/vnd.apache.parquet":
         return _parquet(raw, served)
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except RecursionError:
         raise invalid("the body is nested too deeply to be a tensor") from None
     except ValueError as err:  # UnicodeDecodeError is one

@@ -29,9 +29,24 @@ _CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _SET = (0x4000 << 64) | (0x8000 << 48)
 
 
+#: ids made from one read of the system's random source: a system call per 256 requests
+_BATCH = 256
+_pool: list[int] = []
+# a forked child must not hand out its parent's ids
+os.register_at_fork(after_in_child=_pool.clear)
+
+
 def new_request_id() -> str:
-    """``uuid.uuid4().hex`` in a quarter of its time (no UUID object on the request path)."""
-    return "%032x" % (int.from_bytes(os.urandom(16), "big") & _CLEAR | _SET)
+    """``uuid.uuid4().hex`` in a fraction of its time: no UUID object, and the random bits of
+    256 ids read from ``os.urandom`` at once (the same source, so the same unpredictability).
+    Only the event loop's thread makes ids; ``list.pop`` is atomic besides."""
+    try:
+        bits = _pool.pop()
+    except IndexError:
+        block = os.urandom(16 * _BATCH)
+        _pool.extend(int.from_bytes(block[i : i + 16], "big") for i in range(0, len(block), 16))
+        bits = _pool.pop()
+    return "%032x" % (bits & _CLEAR | _SET)
 
 
 def request_id(given: str | None, what: str = "X-Request-ID") -> str:
