@@ -368,11 +368,33 @@ def create_app(config_path: Path) -> Starlette:
             return JSONResponse({"error": message}, status_code=status)
         return JSONResponse({"detail": detail}, status_code=status)
 
-    app = Starlette(
+    app = _ModelApp(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
+    app.invocations = guarded(invocations)
     app.state.server = server
     return app
+
+
+class _ModelApp(Starlette):
+    """Starlette, with ``POST /invocations`` answered before its middleware and router: a
+    tenth of a one-row request's time. ``guarded`` already turns every exception into the
+    protocol's answer, which is all the middleware would do with it."""
+
+    invocations: Callable[[Request], Awaitable[Response]] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            self.invocations is not None
+            and scope["type"] == "http"
+            and scope["path"] == "/invocations"
+            and scope["method"] == "POST"
+        ):
+            scope["app"] = self
+            response = await self.invocations(Request(scope, receive, send))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _weights(routing: Routing) -> list[float]:
