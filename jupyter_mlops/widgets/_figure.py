@@ -1,11 +1,11 @@
 """Plotly figures in the panel.
 
 The figure goes into an Output widget as plotly's own mime bundle
-(``application/vnd.plotly.v1+json``), rendered by the ``jupyterlab-plotly`` extension that
-ships with plotly 5: it renders in JupyterLab 4.6 (checked in Chromium), and the bundle holds
-only the figure's JSON, never plotly.js, so a saved notebook stays small. ``FigureWidget``
-is not used: its widget side is the part of ``jupyterlab-plotly`` reported incompatible with
-JupyterLab 4.6.
+(``application/vnd.plotly.v1+json``), drawn by this package's JupyterLab renderer (plotly.js
+loaded when the first figure is drawn; see ``server/plotly_page.py`` for why plotly 5's own
+``jupyterlab-plotly`` is kept off the page), so the bundle holds only the figure's JSON,
+never plotly.js, and a saved notebook stays small. ``FigureWidget`` is not used: its widget
+side is the JupyterLab 3 build of ``jupyterlab-plotly``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ import { Page } from '@playwright/test';
 /** Where the extension's own code runs from: its bundle, its REST API, its log lines. */
 const OURS = /jupyter-mlops|jupyter_mlops/;
 
+/** Module federation's warnings of an extension built against other shared packages. */
+export const SHARED_VERSION = /Unsatisfied version|No satisfying version/;
+
 const watched = new WeakMap<Page, string[]>();
 
 /**
@@ -13,10 +16,15 @@ export function watchConsole(page: Page): void {
   const found: string[] = [];
   watched.set(page, found);
   page.on('console', message => {
+    const where = message.location().url ?? '';
+    if (SHARED_VERSION.test(message.text()) && OURS.test(where)) {
+      // the bundle built against shared packages this JupyterLab does not have
+      found.push(`shared module version: ${message.text()} (${where})`);
+      return;
+    }
     if (message.type() !== 'error') {
       return;
     }
-    const where = message.location().url ?? '';
     // a 4xx the sidebar answers in words (a refused promotion, a bad alias) is a reply,
     // not a fault; a 5xx is one
     if (/status of 4\d\d/.test(message.text())) {
