@@ -117,18 +117,17 @@ def _segment_rows(segment: _Segment) -> int:
 
 
 def _signature(entry: Entry) -> tuple[Any, ...]:
-    """Requests with equal signatures share one schema: names, dtypes, instance shapes."""
-    ins, outs = entry[5], entry[6]
-    return (
-        entry[7],
-        *ins,
-        "|",
-        *outs,
-        "|",
-        *entry[8],
-        *[(a.dtype, a.shape[1:]) for a in ins.values()],
-        *[(a.dtype, a.shape[1:]) for a in outs.values()],
-    )
+    """Requests with equal signatures share one schema: names, dtypes, instance shapes.
+    Built flat, in one list: it runs once per captured request."""
+    ins, outs, context = entry[5], entry[6], entry[8]
+    key: list[Any] = [entry[7], len(ins)]
+    for name, a in ins.items():
+        key += (name, a.dtype, a.shape[1:])
+    for name, a in outs.items():
+        key += (name, a.dtype, a.shape[1:])
+    if context:
+        key += context
+    return tuple(key)
 
 
 class CaptureWriter:
@@ -160,6 +159,7 @@ class CaptureWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._rate = settings.sample_rate
+        self._queue_cap = settings.queue_bytes
         self._random = random.Random()
         #: this process's counts (for /metrics); the stats file holds the totals of every run
         self.written = 0
@@ -194,18 +194,23 @@ class CaptureWriter:
             with self._lock:
                 self.dropped["sampled"] += 1
             return
-        size = sum(a.nbytes for a in inputs.values()) + sum(a.nbytes for a in outputs.values())
+        size = 0
+        for a in inputs.values():  # a loop, not sum() of a generator: a third of the time
+            size += a.nbytes
+        for a in outputs.values():
+            size += a.nbytes
         entry = (
             time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs, columns,
             context or {},
         )  # fmt: skip
+        cap = self._queue_cap
         with self._lock:
-            if self._queued_bytes + size > self.settings.queue_bytes:
+            if self._queued_bytes + size > cap:
                 self.dropped["queue_full"] += 1
                 return
             self._queue.append(entry)
             self._queued_bytes += size
-            full = self._queued_bytes > self.settings.queue_bytes // 2
+            full = self._queued_bytes > cap >> 1
         if full:  # do not wait for the next tick while the queue fills
             self._wake.set()
 
