@@ -8,7 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +36,28 @@ def jupyter_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     return dirs
 
 
-@pytest.fixture
-def scheduler_server(
+def _start_server(
     tmp_path: Path,
     jupyter_dirs: dict[str, Path],
     stop_later: Callable[[subprocess.Popen[Any] | int], None],
-) -> Iterator[JupyterServer]:
+    ready: Callable[[Path], Any],
+    **config: Any,
+) -> Any:
     """``jupyter server`` rooted at the folder above ``project/`` (as a user starting JupyterLab
-    in their home would), found the way ``jupyter mlops schedule`` finds it."""
-    config = jupyter_dirs["JUPYTER_CONFIG_DIR"] / "jupyter_server_config.json"
+    in their home would), with ``config`` added to its config file; what ``ready(project)``
+    returns once it is not None."""
+    path = jupyter_dirs["JUPYTER_CONFIG_DIR"] / "jupyter_server_config.json"
     token = secrets.token_hex(16)
-    config.write_text(
-        json.dumps({"IdentityProvider": {"token": token}, "TaskRunner": {"poll_interval": POLL_S}})
+    path.write_text(
+        json.dumps(
+            {
+                "IdentityProvider": {"token": token},
+                "TaskRunner": {"poll_interval": POLL_S},
+                **config,
+            }
+        )
     )  # the token in a private file: never on a command line
-    config.chmod(0o600)
+    path.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     log = (tmp_path / "jupyter-server.log").open("wb")
     proc = subprocess.Popen(
@@ -61,20 +69,47 @@ def scheduler_server(
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     stop_later(proc)
+    log.close()  # the child holds its own copy
     project = tmp_path / "project"
 
-    def found() -> JupyterServer | None:
+    def found() -> Any:
         if proc.poll() is not None:
             raise AssertionError(
                 f"jupyter server exited {proc.returncode}:\n"
                 + (tmp_path / "jupyter-server.log").read_text()[-3000:]
             )
         try:
-            return find_server(project)
+            return ready(project)
         except Exception:
             return None
 
-    server = wait_until(found, "the Jupyter server with jupyter-scheduler", timeout=120)
+    return wait_until(found, "the Jupyter server", timeout=120), token
+
+
+@pytest.fixture
+def scheduler_server(
+    tmp_path: Path,
+    jupyter_dirs: dict[str, Path],
+    stop_later: Callable[[subprocess.Popen[Any] | int], None],
+) -> JupyterServer:
+    """A server with jupyter-scheduler, found the way ``jupyter mlops schedule`` finds it."""
+    server, token = _start_server(tmp_path, jupyter_dirs, stop_later, find_server)
     assert server.token == token
-    yield server
-    log.close()
+    return server
+
+
+@pytest.fixture
+def plain_server(
+    tmp_path: Path,
+    jupyter_dirs: dict[str, Path],
+    stop_later: Callable[[subprocess.Popen[Any] | int], None],
+) -> dict[str, Any]:
+    """A server of the project with jupyter-scheduler turned off: its runtime record."""
+    from jupyter_server.serverapp import list_running_servers
+
+    def listed(_project: Path) -> dict[str, Any] | None:
+        return next(iter(list_running_servers()), None)
+
+    off = {"ServerApp": {"jpserver_extensions": {"jupyter_scheduler": False}}}
+    info, _ = _start_server(tmp_path, jupyter_dirs, stop_later, listed, **off)
+    return dict(info)

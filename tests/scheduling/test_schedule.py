@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -213,6 +214,18 @@ def test_bad_schedules_get_clear_messages(project: Path, jupyter_dirs: dict[str,
         run_line("schedule monitor prod")  # every 15m by default
     with pytest.raises(ScheduleError, match="a monitor on --cron needs --window"):
         schedule_monitor("prod", cron="*/5 * * * *")
+
+
+def test_a_server_without_jupyter_scheduler_is_named(
+    project: Path, plain_server: dict[str, Any]
+) -> None:
+    step_notebook(project / "s.ipynb", "x = 1")
+    pipeline_file(project / "pipeline.yaml", {"name": "p", "steps": {"s": {"notebook": "s.ipynb"}}})
+    result = CliRunner().invoke(main, ["schedule", "pipeline.yaml", "--every", "1h"])
+    assert result.exit_code != 0
+    assert f"the Jupyter server at {plain_server['url']}" in result.output
+    assert "has no jupyter-scheduler" in result.output
+    assert not (project / ".mlops" / "schedules" / "pipeline-p.ipynb").exists()
 
 
 def test_unschedule_an_unknown_name(project: Path, scheduler_server: JupyterServer) -> None:
