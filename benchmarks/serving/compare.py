@@ -444,10 +444,11 @@ def compare(
 ) -> tuple[float, list[list[tuple[float, float]]]]:
     """Warm-up, then each measurement on the servers back to back, ``ROUNDS`` times in turn,
     so load from elsewhere on the machine hits them alike; each server's result is its
-    median round by throughput. Returns the largest difference of their predictions, and
-    per measurement the capture's cost in each round: the first server's throughput against
-    the second's of the same round (a pair measured seconds apart is disturbed alike, where
-    two medians may come from different rounds)."""
+    median round by throughput. Then ``CAPTURE_PAIRS`` more runs of the first two servers
+    back to back. Returns the largest difference of their predictions, and per measurement
+    the capture's cost in each pair of the first server's run and the second's (the rounds'
+    and the extra ones; see ``pair_cost``): a pair measured seconds apart is disturbed alike,
+    where two medians may come from different rounds."""
     answers = [np.asarray(s.post(probe)["predictions"]["output"]) for s in servers]
     for server in servers:
         server.load(bodies[1], 4, requests=WARMUP_REQUESTS)

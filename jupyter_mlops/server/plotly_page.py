@@ -13,7 +13,9 @@ Set ``JUPYTER_MLOPS_KEEP_JUPYTERLAB_PLOTLY=1`` in the server's environment to ke
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 NAME = "jupyterlab-plotly"
@@ -45,6 +47,17 @@ def without_jupyterlab_3_plotly(page_config: dict[str, Any], packages: dict[str,
     ]
 
 
+def _installed_package(paths: list[str]) -> dict[str, Any]:
+    """``jupyterlab-plotly``'s package.json from the first labextensions path that has one
+    (the one JupyterLab serves), by name; empty when none has it."""
+    for folder in paths:
+        try:
+            return {NAME: json.loads((Path(folder) / NAME / "package.json").read_text())}
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
 def install(web_app: Any) -> None:
     """Chain the hook into the server's ``page_config_hook`` (another extension's stays)."""
     previous = web_app.settings.get("page_config_hook")
@@ -52,12 +65,12 @@ def install(web_app: Any) -> None:
     def hook(handler: Any, page_config: dict[str, Any]) -> dict[str, Any]:
         if previous is not None:
             page_config = previous(handler, page_config)
+        if not any(e.get("name") == NAME for e in page_config.get("federated_extensions", [])):
+            return page_config  # not installed: nothing to read
         try:
-            from jupyterlab_server.config import get_federated_extensions
-
             app = handler.extensionapp
             paths = list(app.extra_labextensions_path) + list(app.labextensions_path)
-            without_jupyterlab_3_plotly(page_config, get_federated_extensions(paths))
+            without_jupyterlab_3_plotly(page_config, _installed_package(paths))
         except Exception:  # the page must load whatever happens here
             handler.log.debug("jupyter_mlops: page config hook skipped", exc_info=True)
         return page_config

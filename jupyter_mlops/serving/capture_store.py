@@ -159,7 +159,6 @@ class CaptureWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._rate = settings.sample_rate
-        self._queue_cap = settings.queue_bytes
         self._random = random.Random()
         #: this process's counts (for /metrics); the stats file holds the totals of every run
         self.written = 0
@@ -203,7 +202,7 @@ class CaptureWriter:
             time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs, columns,
             context or {},
         )  # fmt: skip
-        cap = self._queue_cap
+        cap = self.settings.queue_bytes
         with self._lock:
             if self._queued_bytes + size > cap:
                 self.dropped["queue_full"] += 1

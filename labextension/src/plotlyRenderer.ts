@@ -15,12 +15,7 @@ import { Widget } from '@lumino/widgets';
 export const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
 
 interface IPlotly {
-  react(
-    node: HTMLElement,
-    data: unknown,
-    layout?: unknown,
-    config?: unknown
-  ): Promise<unknown>;
+  react(node: HTMLElement, figure: IFigure): Promise<unknown>;
   purge(node: HTMLElement): void;
   Plots: { resize(node: HTMLElement): void };
 }
@@ -58,7 +53,6 @@ export class PlotlyFigure extends Widget implements IRenderMime.IRenderer {
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     const figure = (model.data[this._mimeType] ?? {}) as IFigure;
-    const layout = figure.layout ?? {};
     const config = {
       displaylogo: false,
       responsive: true,
@@ -68,7 +62,13 @@ export class PlotlyFigure extends Widget implements IRenderMime.IRenderer {
     if (this.isDisposed) {
       return;
     }
-    await Plotly.react(this._plot, figure.data ?? [], layout, config);
+    // the whole figure, frames included, so an animated figure keeps its frames
+    await Plotly.react(this._plot, {
+      data: figure.data ?? [],
+      layout: figure.layout ?? {},
+      frames: figure.frames,
+      config
+    });
     this._drawn = true;
   }
 
