@@ -136,6 +136,17 @@ def cell_text(cell: Any) -> str:
     return "".join(parts)
 
 
+def stdout_lines(cell: Any) -> list[str]:
+    """The lines a cell printed to stdout: MLflow's notices go to stderr, and a stderr chunk
+    without its newline would otherwise run into the next printed line."""
+    text = "".join(
+        out["text"]
+        for out in cell.get("outputs", [])
+        if out["output_type"] == "stream" and out.get("name") == "stdout"
+    )
+    return text.splitlines()
+
+
 def drain(root: Path) -> None:
     """Make sure every journal of the project reached the store."""
     summary = drain_orphans(settings_for(root), wait=60)

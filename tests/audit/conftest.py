@@ -20,6 +20,7 @@ from tests.conftest import (
     cell_text,
     drain,
     execute_notebook,
+    stdout_lines,
     stop_deployments,
     write_notebook,
 )
@@ -90,8 +91,8 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
              "--allow-empty", "-m", "start"], cwd=root, check=True,
         )  # fmt: skip
         nb = execute_notebook(write_notebook(root / "train.ipynb", CELLS), timeout=300)
-        assert "1" in cell_text(nb.cells[4]).splitlines(), cell_text(nb.cells[4])
-        assert "2" in cell_text(nb.cells[6]).splitlines(), cell_text(nb.cells[6])
+        assert "1" in stdout_lines(nb.cells[4]), cell_text(nb.cells[4])
+        assert "2" in stdout_lines(nb.cells[6]), cell_text(nb.cells[6])
         drain(root)
         settings = load_settings(root)
         promote("iris", 1, "champion", FIRST_REASON, gates=GATES, settings=settings)
