@@ -438,6 +438,20 @@ switch.help = help_text.SWITCH
 
 @main.command()
 @click.argument("deployment")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_errors_to_exit
+def capture(deployment: str, state: str) -> None:
+    from .serving import manager
+
+    on = manager.set_capture(deployment, state == "on")
+    click.echo(f"{deployment}: capture {'on' if on else 'paused'}")
+
+
+capture.help = help_text.CAPTURE
+
+
+@main.command()
+@click.argument("deployment")
 @_errors_to_exit
 def undeploy(deployment: str) -> None:
     from .serving import manager

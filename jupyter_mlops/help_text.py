@@ -98,6 +98,10 @@ TRAFFIC = "Re-weight a deployment's traffic live: VERSION=WEIGHT ..."
 SWITCH = (
     "Blue/green: send all of a deployment's traffic to another version, with no failed request."
 )
+CAPTURE = (
+    "Pause (off) or resume (on) a running deployment's capture, live; requests answered while "
+    "paused are counted as dropped 'paused'."
+)
 UNDEPLOY = "Stop a deployment's server (captured traffic is kept)."
 SERVE = "Serve a model in the foreground until interrupted (Ctrl-C stops the server)."
 DRIFT = "Compare two tables (variables) column by column with Evidently's tests."

@@ -26,7 +26,7 @@ USAGE = (
     "package MODEL --example VAR [--name N],"
     "register [URI --name N],promote NAME VERSION [--alias A] [--reason R] [--force],"
     "rollback NAME [--alias A],models [NAME],deploy SPEC [--canary SPEC:W] [--port P],"
-    "deployments,traffic ID V=W ...,switch ID SPEC,undeploy ID,drift REF CUR,"
+    "deployments,traffic ID V=W ...,switch ID SPEC,capture ID on|off,undeploy ID,drift REF CUR,"
     "monitor DEPLOYMENT [--window 1h],alerts,"
     "schedule PIPELINE --cron EXPR [-p k=v]|monitor DEPLOYMENT --every 15m,schedules,"
     "unschedule NAME,audit SPEC [--out DIR] [--request ID],"
@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("switch", help=help_text.SWITCH, add_help=False)
     sw.add_argument("deployment")
     sw.add_argument("spec")
+    cap = sub.add_parser("capture", help=help_text.CAPTURE, add_help=False)
+    cap.add_argument("deployment")
+    cap.add_argument("state", choices=["on", "off"])
     und = sub.add_parser("undeploy", help=help_text.UNDEPLOY, add_help=False)
     und.add_argument("deployment")
     dr = sub.add_parser("drift", help=help_text.DRIFT, add_help=False)
@@ -210,6 +213,7 @@ def help_message() -> str:
         ("deployments", help_text.DEPLOYMENTS),
         ("traffic ID V=W", help_text.TRAFFIC),
         ("switch ID SPEC", help_text.SWITCH),
+        ("capture ID on|off", help_text.CAPTURE),
         ("undeploy ID", help_text.UNDEPLOY),
         ("drift REF CUR", help_text.DRIFT),
         ("monitor ID", help_text.MONITOR),
@@ -421,6 +425,9 @@ def _serving_text(args: argparse.Namespace) -> str:
         return manager.format_deployments([manager.set_traffic(args.deployment, weights)])
     if args.command == "switch":
         return manager.format_deployments([manager.switch(args.deployment, args.spec)])
+    if args.command == "capture":
+        on = manager.set_capture(args.deployment, args.state == "on")
+        return f"{args.deployment}: capture {'on' if on else 'paused'}"
     d = manager.undeploy(args.deployment)
     return f"stopped {d.id} (captured traffic kept in .mlops/inference/{d.id})"
 
@@ -542,7 +549,7 @@ def run_line(line: str, namespace: dict[str, Any] | None = None) -> str:
         return audit(args.spec, out=args.out, request=args.request).summary()
     if command == "evaluate":
         return _evaluate_text(args, namespace)
-    if command in ("deploy", "deployments", "traffic", "switch", "undeploy"):
+    if command in ("deploy", "deployments", "traffic", "switch", "capture", "undeploy"):
         return _serving_text(args)
     if command in ("package", "register", "promote", "rollback", "models"):
         return _registry_text(args, namespace)

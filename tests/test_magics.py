@@ -23,6 +23,8 @@ from jupyter_mlops.tracking import api
         ("runs -n 0", "-n must be at least 1"),
         ('log "unclosed', "No closing quotation"),
         ("status extra", "unrecognized arguments: extra"),
+        ("capture prod", "the following arguments are required: state"),
+        ("capture prod pause", "argument state: invalid choice: 'pause' (choose from 'on', 'off')"),
     ],
 )
 def test_bad_lines_raise_usage_errors(line: str, message: str) -> None:

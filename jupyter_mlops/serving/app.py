@@ -96,6 +96,7 @@ class ModelServer:
         self.capture = (
             CaptureWriter(Path(capture_dir), self.config.get("capture")) if capture_dir else None
         )
+        self.capturing = self._capturing(self.config)
         self.metrics = CollectorRegistry()
         self.requests = Counter(
             "mlops_requests_total", "Requests answered", ["version", "protocol"],
@@ -130,8 +131,13 @@ class ModelServer:
                     None, build_routing, config, self.base, self.routing.versions
                 )
                 self.config, self.routing, self._mtime = config, routing, mtime
+                self.capturing = self._capturing(config)
             except (OSError, ValueError, KeyError):
                 continue  # a config being written: try again on the next tick
+
+    def _capturing(self, config: dict[str, Any]) -> bool:
+        """Capture on, and not paused live (``capture_paused`` of ``deployment.json``)."""
+        return self.capture is not None and not config.get("capture_paused")
 
     # -- request plumbing ------------------------------------------------------------------
     async def body(self, request: Request) -> bytes:
@@ -158,11 +164,16 @@ class ModelServer:
             )
         counted[0].inc()
         counted[1].observe(took)
-        if self.capture is not None:
-            # the arrays themselves: the capture writer's thread converts and writes them
-            self.capture.add(
-                served.version, protocol, took, feeds, outputs, request_id, served.columns, context
-            )
+        capture = self.capture
+        if capture is not None:
+            if self.capturing:
+                # the arrays themselves: the capture writer's thread converts and writes them
+                capture.add(
+                    served.version, protocol, took, feeds, outputs, request_id, served.columns,
+                    context,
+                )  # fmt: skip
+            else:
+                capture.skip("paused")
         return outputs
 
 
@@ -324,9 +335,10 @@ def create_app(config_path: Path) -> Starlette:
         routing = server.routing
         weights = dict(zip(routing.order, _weights(routing), strict=True))
         captured = server.capture.written if server.capture else 0
-        return JSONResponse(
-            {"generation": routing.generation, "weights": weights, "captured": captured}
-        )
+        return JSONResponse({
+            "generation": routing.generation, "weights": weights, "captured": captured,
+            "capturing": server.capturing,
+        })  # fmt: skip
 
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"

@@ -42,8 +42,11 @@ from .config_file import FILE_MODE, private_dir
 SEGMENT_GLOB = "capture-*.arrows"
 STATS_FILE = "capture-stats.json"
 #: Why a captured request is not on disk: not sampled, the in-memory queue was full, removed
-#: by the byte cap or the age limit, the disk was full, another write error.
-REASONS = ("sampled", "queue_full", "max_bytes", "max_age", "disk_full", "write_error")
+#: by the byte cap or the age limit, the disk was full, another write error, answered while
+#: the deployment's capture was paused.
+REASONS = (
+    "sampled", "queue_full", "max_bytes", "max_age", "disk_full", "write_error", "paused"
+)  # fmt: skip
 
 
 #: The stats file is rewritten in place at this fixed size: on a full disk, overwriting
@@ -212,6 +215,11 @@ class CaptureWriter:
             full = self._queued_bytes > cap >> 1
         if full:  # do not wait for the next tick while the queue fills
             self._wake.set()
+
+    def skip(self, reason: str) -> None:
+        """Count one answered request not queued (capture paused)."""
+        with self._lock:
+            self.dropped[reason] += 1
 
     # -- writer thread ----------------------------------------------------------------------------
     def _run(self) -> None:

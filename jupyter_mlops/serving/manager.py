@@ -399,18 +399,46 @@ def set_traffic(
             require_version(store.client(settings), deployment.model, version)
             config["versions"][version] = _fetch(settings, directory, deployment.model, version)
     config["weights"] = clean
+    status = _reconfigure(directory, deployment, config, "the new weights")
+    deployment.weights = status["weights"]
+    deployment.versions = sorted(status["weights"])
+    _save_state(directory, deployment)
+    return deployment
+
+
+def _reconfigure(
+    directory: Path, deployment: Deployment, config: dict[str, Any], what: str
+) -> dict[str, Any]:
+    """Write a changed ``deployment.json`` as a new generation; the server's status once it
+    runs by it."""
     config["generation"] = int(config.get("generation", 0)) + 1
     write_config(directory / "deployment.json", config)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        status = _get(f"{deployment.url}/mlops/status", deployment.token)
+        status: dict[str, Any] = _get(f"{deployment.url}/mlops/status", deployment.token)
         if int(status["generation"]) >= config["generation"]:
-            deployment.weights = status["weights"]
-            deployment.versions = sorted(status["weights"])
-            _save_state(directory, deployment)
-            return deployment
+            return status
         time.sleep(0.05)
-    raise DeploymentError(f"the server did not take the new weights:\n{_log_tail(directory)}")
+    raise DeploymentError(f"the server did not take {what}:\n{_log_tail(directory)}")
+
+
+def set_capture(deployment_id: str, on: bool, *, settings: Settings | None = None) -> bool:
+    """Pause (``on=False``) or resume a running deployment's capture, live; True once the
+    server captures. Requests answered while paused are counted as dropped ``paused``."""
+    settings = settings or load_settings()
+    deployment = get_deployment(deployment_id, settings=settings)
+    if deployment.status != "running":
+        raise DeploymentError(f"deployment {deployment_id!r} is {deployment.status}")
+    directory = _dir(settings, deployment_id)
+    config = read_config(directory / "deployment.json")
+    if not config.get("capture_dir"):
+        raise DeploymentError(
+            f"deployment {deployment_id!r} was started without capture; deploy it again "
+            "with capture on to capture its traffic"
+        )
+    config["capture_paused"] = not on
+    status = _reconfigure(directory, deployment, config, "resumed capture" if on else "the pause")
+    return bool(status["capturing"])
 
 
 def switch(deployment_id: str, spec: str, *, settings: Settings | None = None) -> Deployment:
@@ -436,7 +464,7 @@ def inference_log(
     input features and ``out0..`` for the first output and ``request_id`` last (None for
     captures older than request ids). ``since`` is epoch seconds or an ISO time.
     ``attrs["dropped"]`` counts the requests capture did not keep, by reason (``sampled``,
-    ``queue_full``, ``max_bytes``, ``max_age``, ``disk_full``, ``write_error``).
+    ``queue_full``, ``max_bytes``, ``max_age``, ``disk_full``, ``write_error``, ``paused``).
 
     >>> log = jupyter_mlops.inference_log("prod", since="2026-11-22T10:00")  # doctest: +SKIP
     >>> log.attrs["dropped"]["max_bytes"]  # doctest: +SKIP

@@ -148,6 +148,55 @@ def test_sampling_keeps_a_share_and_counts_the_rest(project: Callable[[str], Set
         manager.undeploy(d.id, settings=settings)
 
 
+def test_capture_paused_live_counts_what_it_did_not_keep(
+    registry: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_mlops.cli import main
+    from jupyter_mlops.magics import run_line
+
+    d = manager.deploy("lin/1", name="paused", settings=registry)
+    directory = registry.state_dir / "inference" / "paused"
+    monkeypatch.chdir(registry.project_dir)
+    try:
+        for _ in range(5):
+            post(d.url, RNG.random((1, 4), dtype=np.float32))
+        result = CliRunner().invoke(main, ["capture", "paused", "off"])
+        assert (result.exit_code, result.output) == (0, "paused: capture paused\n")
+        for _ in range(7):
+            post(d.url, RNG.random((1, 4), dtype=np.float32))
+        assert run_line("capture paused on") == "paused: capture on"
+        assert manager.set_capture(d.id, True, settings=registry) is True
+        for _ in range(3):
+            post(d.url, RNG.random((1, 4), dtype=np.float32))
+        wait_for(lambda: read_stats(directory)["written"] == 8, "the capture writer")
+        assert read_stats(directory)["dropped"] == {**dict.fromkeys(REASONS, 0), "paused": 7}
+        assert len(manager.inference_log(d.id, settings=registry)) == 8
+        assert 'mlops_capture_dropped_total{reason="paused"} 7.0' in metrics(d.url)
+        # a switch keeps the capture as it was set
+        manager.set_capture(d.id, False, settings=registry)
+        manager.set_traffic(d.id, {"1": 1}, settings=registry)
+        post(d.url, RNG.random((1, 4), dtype=np.float32))
+        wait_for(lambda: read_stats(directory)["dropped"]["paused"] == 8, "the pause count")
+    finally:
+        manager.undeploy(d.id, settings=registry)
+    # bad input: a stopped deployment, a deployment without capture, a state that is not one
+    with pytest.raises(manager.DeploymentError, match=r"^deployment 'paused' is stopped$"):
+        manager.set_capture(d.id, True, settings=registry)
+    bare = manager.deploy("lin/1", name="bare", capture=False, settings=registry)
+    try:
+        result = CliRunner().invoke(main, ["capture", "bare", "on"])
+        assert (result.exit_code, result.output) == (
+            1,
+            "error: deployment 'bare' was started without capture; deploy it again with "
+            "capture on to capture its traffic\n",
+        )
+    finally:
+        manager.undeploy(bare.id, settings=registry)
+    result = CliRunner().invoke(main, ["capture", "paused", "pause"])
+    assert result.exit_code == 2
+    assert "Invalid value for '{on|off}': 'pause' is not one of 'on', 'off'." in result.output
+
+
 def _legacy_line(t: float, rows: list[list[float]]) -> str:
     """A request as releases before Arrow segments wrote it."""
     out = (np.asarray(rows, dtype=np.float32) @ np.zeros((4, 3), np.float32)).tolist()
