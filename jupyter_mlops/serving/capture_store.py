@@ -11,11 +11,15 @@ instance; the instance's shape is in the field's metadata), and per declared con
 a column ``ctx.<name>`` (``list<string>``, one JSON value or null per instance).
 
 An IPC stream is readable up to its last complete message, so a segment being written, or
-left by a crashed server, still reads. Segments close past ``segment_bytes`` or
-``segment_age``; the oldest go once the deployment's capture passes ``max_bytes`` or
-``max_age``. Nothing is dropped silently: requests not written (sampling, full queue, full
-disk, write errors) and requests removed (byte cap, age) are counted by reason, for
-``/metrics`` and in ``capture-stats.json`` for ``inference_log()``.
+left by a crashed server, still reads. Under heavy traffic a segment is written with
+``O_DIRECT``: copying a large flush into the page cache cost the writer more CPU than
+building and serializing it. Every message of such a segment is padded to whole blocks inside its
+metadata (whose length covers the padding), so any Arrow reader reads it as it is.
+Segments close past ``segment_bytes`` or ``segment_age``; the oldest go once the
+deployment's capture passes ``max_bytes`` or ``max_age``. Nothing is dropped silently:
+requests not written (sampling, full queue, full disk, write errors) and requests removed
+(byte cap, age) are counted by reason, for ``/metrics`` and in ``capture-stats.json`` for
+``inference_log()``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import datetime
 import errno
 import json
+import mmap
 import os
 import random
 import threading
@@ -48,6 +53,15 @@ REASONS = (
     "sampled", "queue_full", "max_bytes", "max_age", "disk_full", "write_error", "paused"
 )  # fmt: skip
 
+
+#: Writes of a segment opened with O_DIRECT start and end on this boundary (the page size,
+#: a multiple of every disk's logical block).
+BLOCK = mmap.PAGESIZE
+#: A flush of at least this many bytes opens its segment with O_DIRECT; one below
+#: ``DIRECT_UNTIL`` closes such a segment again, so quiet traffic does not pay a padded block
+#: per flush.
+DIRECT_FROM = 256 * 1024
+DIRECT_UNTIL = 32 * 1024
 
 #: The stats file is rewritten in place at this fixed size: on a full disk, overwriting
 #: blocks it already has still works where creating a new file would not.
@@ -111,6 +125,8 @@ class _Open:
     signature: tuple[Any, ...]
     segment: _Segment
     opened_at: float
+    #: opened with O_DIRECT: every write is padded to whole blocks
+    direct: bool = False
 
 
 def _segment_rows(segment: _Segment) -> int:
@@ -173,6 +189,10 @@ class CaptureWriter:
         self._save_stats(force=True)
         self._segments = self._scan()
         self._open: _Open | None = None
+        #: False once the file system refused O_DIRECT (tmpfs does)
+        self._direct_ok = hasattr(os, "O_DIRECT")
+        #: page-aligned memory the messages are serialized into, padded in place for O_DIRECT
+        self._aligned: memoryview | None = None
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
@@ -261,39 +281,45 @@ class CaptureWriter:
                 self.dropped[reason] += n
 
     def _write(self, signature: tuple[Any, ...], entries: list[Entry]) -> None:
+        from pyarrow.ipc import get_record_batch_size
+
         record = record_batch(entries)
-        message = record.serialize()
+        size = get_record_batch_size(record)
         # pieces of at most half a segment, so one flush never overshoots the cap
         limit = max(self.settings.segment_bytes // 2, 1)
-        if message.size <= limit or record.num_rows == 1:
-            self._write_piece(signature, record.schema, message, record.num_rows)
+        if size <= limit or record.num_rows == 1:
+            self._write_piece(signature, record, size)
             return
-        step = -(-record.num_rows // -(-message.size // limit))
+        step = -(-record.num_rows // -(-size // limit))
         for start in range(0, record.num_rows, step):
             piece = record.slice(start, step)
-            self._write_piece(signature, record.schema, piece.serialize(), piece.num_rows)
+            self._write_piece(signature, piece, get_record_batch_size(piece))
 
-    def _write_piece(
-        self, signature: tuple[Any, ...], schema: Any, message: Any, rows: int
-    ) -> None:
-        """Append one IPC message to the open segment in one system call (no Python file
-        layer calling back per buffer), making room under the cap first."""
-        need = message.size
-        if need > self.settings.max_bytes // 2:
+    def _write_piece(self, signature: tuple[Any, ...], record: Any, size: int) -> None:
+        """Append one record batch of ``size`` bytes serialized to the open segment in one
+        system call (no Python file layer calling back per buffer), making room under the
+        cap first."""
+        rows = record.num_rows
+        if size > self.settings.max_bytes // 2:
             self._count("max_bytes", rows)  # a single request larger than the cap allows
             return
         if self._open is not None and (
             self._open.signature != signature
-            or self._open.segment.size + need > self.settings.segment_bytes
+            or self._open.segment.size + size > self.settings.segment_bytes
             or time.time() - self._open.opened_at > self._segment_age
+            or (self._open.direct and size < DIRECT_UNTIL)
         ):
             self._close_segment()
-        header = b"" if self._open is not None else schema.serialize().to_pybytes()
-        self._make_room(need + len(header) + len(_END))
+        direct = self._open.direct if self._open else self._direct_ok and size >= DIRECT_FROM
+        need = size + (-size % BLOCK if direct else 0)
+        header = b"" if self._open is not None else record.schema.serialize().to_pybytes()
+        end = BLOCK if direct else len(_END)
+        self._make_room(need + len(header) + BLOCK + end)
         try:
-            opened = self._open or self._open_segment(signature, header)
+            opened = self._open or self._open_segment(signature, header, direct)
             segment = opened.segment
-            _write_all(opened.fd, memoryview(message))
+            message = self._serialized(record, size)
+            _write_all(opened.fd, _pad_in_place(message) if opened.direct else message[:size])
         except OSError as err:
             full = err.errno in (errno.ENOSPC, errno.EDQUOT)
             self._count("disk_full" if full else "write_error", rows)
@@ -327,23 +353,65 @@ class CaptureWriter:
         open_size = self._open.segment.size if self._open is not None else 0
         return sum(s.size for s in self._segments) + open_size
 
-    def _open_segment(self, signature: tuple[Any, ...], header: bytes) -> _Open:
+    def _open_segment(self, signature: tuple[Any, ...], header: bytes, direct: bool) -> _Open:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
         path = self.directory / f"capture-{stamp}Z-{os.getpid()}.arrows"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
-        self._open = _Open(fd, signature, _Segment(path, 0, 0, time.time()), time.time())
-        _write_all(fd, memoryview(header))
-        self._open.segment.size = len(header)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+        fd = os.open(path, flags, FILE_MODE)
+        if direct:
+            try:  # set after the open: a refusal leaves a buffered file, not a failed one
+                _set_direct(fd)
+            except OSError:
+                self._direct_ok = direct = False
+        self._open = _Open(fd, signature, _Segment(path, 0, 0, time.time()), time.time(), direct)
+        data = self._block_padded(header) if direct else memoryview(header)
+        _write_all(fd, data)
+        self._open.segment.size = len(data)
         return self._open
+
+    def _memory(self, size: int) -> memoryview:
+        """``size`` bytes of page-aligned memory, the same from flush to flush: fresh pages
+        cost the writer a page fault each, more than the copy into them."""
+        if self._aligned is None or len(self._aligned) < size:
+            held = np.empty(max(size, 1 << 20) + BLOCK, np.uint8)
+            start = -held.ctypes.data % BLOCK
+            self._aligned = held[start : start + len(held) - BLOCK].data
+        return self._aligned[:size]
+
+    def _serialized(self, record: Any, size: int) -> memoryview:
+        """The record batch's IPC message, ``size`` bytes, written by Arrow into page-aligned
+        memory with room after it to pad it to whole blocks."""
+        import pyarrow as pa
+
+        head = record.schema.serialize().size
+        # the stream writer puts the schema first: it goes just before a block boundary
+        lead = -head % BLOCK
+        memory = self._memory(lead + head + size + BLOCK)
+        sink = pa.FixedSizeBufferWriter(pa.py_buffer(memory[lead:]))
+        with pa.ipc.new_stream(sink, record.schema) as stream:
+            stream.write_batch(record)
+            written = sink.tell() - head
+        if written < size:
+            raise ValueError(f"a capture batch of {size} bytes serialized to {written}")
+        start = lead + head
+        return memory[start : start + size + BLOCK]
+
+    def _block_padded(self, message: bytes) -> memoryview:
+        """A small IPC message (the schema, the end marker) padded to whole blocks in
+        page-aligned memory."""
+        memory = self._memory(len(message) + BLOCK)
+        memory[: len(message)] = message
+        return _pad_in_place(memory, len(message))
 
     def _close_segment(self) -> None:
         if self._open is None:
             return
-        fd, segment = self._open.fd, self._open.segment
+        fd, segment, direct = self._open.fd, self._open.segment, self._open.direct
         self._open = None
         try:
-            _write_all(fd, memoryview(_END))
-            segment.size += len(_END)
+            end = self._block_padded(_END) if direct else memoryview(_END)
+            _write_all(fd, end)
+            segment.size += len(end)
         except OSError:
             pass  # a stream without its end marker still reads
         finally:
@@ -413,6 +481,31 @@ class CaptureWriter:
 
 #: An IPC stream's end-of-stream marker: continuation token, zero-length metadata.
 _END = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def _pad_in_place(memory: memoryview, size: int | None = None) -> memoryview:
+    """The IPC message (``ff ff ff ff``, metadata length, metadata, body) at the start of
+    ``memory`` (``size`` bytes; all of it but the last block when None), grown to end on a
+    block boundary: zeros added after its metadata, counted in the metadata's length, so a
+    reader reads the message unchanged. The end-of-stream marker (metadata length 0) ends
+    the stream: its zeros follow it."""
+    size = len(memory) - BLOCK if size is None else size
+    pad = -size % BLOCK
+    length = int.from_bytes(memory[4:8], "little")
+    if pad and length:
+        body = 8 + length
+        memory[body + pad : size + pad] = memory[body:size]  # a memmove, in place
+        memory[body : body + pad] = bytes(pad)
+        memory[4:8] = (length + pad).to_bytes(4, "little")
+    elif pad:
+        memory[size : size + pad] = bytes(pad)
+    return memory[: size + pad]
+
+
+def _set_direct(fd: int) -> None:
+    import fcntl
+
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
 
 
 def _write_all(fd: int, data: memoryview) -> None:
