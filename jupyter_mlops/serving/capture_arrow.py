@@ -7,7 +7,8 @@ number stays a number and a string a string) or null when the request did not se
 from __future__ import annotations
 
 import json
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 import numpy as np
 
@@ -18,6 +19,10 @@ FORMAT = "jupyter-mlops capture 1"
 Entry = tuple[
     float, str, str, float, "str | None", dict[str, Any], dict[str, Any], bool, dict[str, Any]
 ]
+
+
+#: numpy copies arrays of up to this many items without releasing the GIL
+_NUMPY_KEEPS_GIL = 500
 
 
 # Arrays are built from their buffers: ``pyarrow.array()`` imports pandas on first use
@@ -40,6 +45,18 @@ def _numbers(values: np.ndarray) -> Any:
 def _strings(values: list[str | None]) -> Any:
     import pyarrow as pa
 
+    if values and None not in values:
+        # no nulls and all ASCII (versions, protocols, request ids): built by C calls over
+        # the whole list, not by a Python loop per value
+        texts = cast("list[str]", values)
+        text = "".join(texts)
+        if text.isascii():
+            offsets = np.zeros(len(values) + 1, np.int32)
+            np.cumsum(np.fromiter(map(len, texts), np.int32, len(values)), out=offsets[1:])
+            data = pa.py_buffer(text.encode("ascii"))
+            return pa.Array.from_buffers(
+                pa.string(), len(values), [None, pa.py_buffer(offsets), data]
+            )
     encoded = [b"" if v is None else v.encode() for v in values]
     offsets = np.zeros(len(values) + 1, np.int32)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
@@ -54,19 +71,24 @@ def _tensor_column(arrays: list[np.ndarray]) -> tuple[Any, dict[bytes, bytes]]:
     """One request per list item, one instance per fixed-size item, values in their dtype."""
     import pyarrow as pa
 
-    shaped = [a.reshape(1) if a.ndim == 0 else a for a in arrays]
+    # requests of one signature share their number of dimensions
+    shaped = [a.reshape(1) for a in arrays] if arrays[0].ndim == 0 else arrays
     instance = shaped[0].shape[1:]
     width = int(np.prod(instance)) if instance else 1
     offsets = np.zeros(len(shaped) + 1, np.int32)
-    np.cumsum([len(a) for a in shaped], out=offsets[1:])
+    np.cumsum(np.fromiter(map(len, shaped), np.int64, len(shaped)), out=offsets[1:])
     dtype = shaped[0].dtype
-    if dtype.hasobject or not all(a.flags.c_contiguous for a in shaped):
+    flat = None
+    if not dtype.hasobject and shaped[0].size > _NUMPY_KEEPS_GIL:
+        try:
+            # one copy with the GIL released once (bytes.join does for large results), where
+            # numpy's concatenate releases and takes it back for each large request: each
+            # time behind the request thread, up to the 5 ms switch interval
+            flat = np.frombuffer(b"".join(map(memoryview, cast("list[Any]", shaped))), dtype)
+        except (TypeError, BufferError):
+            pass  # an array that is not contiguous
+    if flat is None:
         flat = np.concatenate(shaped).reshape(-1)
-    else:
-        # one copy with the GIL released once (bytes.join does for large results), where
-        # numpy's concatenate releases and takes it back for each request: each time
-        # behind the request thread, up to the 5 ms switch interval
-        flat = np.frombuffer(b"".join([a.data for a in shaped]), dtype)
     meta = {b"shape": json.dumps(list(instance)).encode(), b"dtype": shaped[0].dtype.str.encode()}
     if flat.dtype == object and all(type(v) is str for v in flat.tolist()):
         # a string tensor (a table's text column) as Arrow strings, not JSON text
@@ -90,18 +112,19 @@ def record_batch(entries: list[Entry]) -> Any:
         pa.field("latency_ms", pa.float64()),
         pa.field("request_id", pa.string()),
     ]
+    # fields taken with C-level map/itemgetter: a flush holds thousands of requests
     columns = [
-        _numbers(np.fromiter((e[0] for e in entries), np.float64, n)),
-        _strings([e[1] for e in entries]),
-        _strings([e[2] for e in entries]),
-        _numbers(np.fromiter((e[3] for e in entries), np.float64, n)),
-        _strings([e[4] for e in entries]),
+        _numbers(np.fromiter(map(itemgetter(0), entries), np.float64, n)),
+        _strings(list(map(itemgetter(1), entries))),
+        _strings(list(map(itemgetter(2), entries))),
+        _numbers(np.fromiter(map(itemgetter(3), entries), np.float64, n)),
+        _strings(list(map(itemgetter(4), entries))),
     ]
-    inputs = [e[5] for e in entries]
-    outputs = [e[6] for e in entries]
+    inputs = list(map(itemgetter(5), entries))
+    outputs = list(map(itemgetter(6), entries))
     for kind, tensors in (("in", inputs), ("out", outputs)):
         for name in tensors[0]:
-            column, meta = _tensor_column([t[name] for t in tensors])
+            column, meta = _tensor_column(list(map(itemgetter(name), tensors)))
             if entries[0][7]:
                 meta[b"column"] = b"1"
             fields.append(pa.field(f"{kind}.{name}", column.type, metadata=meta))

@@ -98,6 +98,26 @@ def test_rows_of_a_batch_get_the_request_id_and_their_index() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["a" * 32, "b", "c-1"],  # ASCII: built from one joined string
+        ["zürich", "b", "東京"],  # not ASCII: encoded one by one
+        ["a", None, "c"],  # a request without an id
+        [None, None, None],
+    ],
+)
+def test_request_ids_read_back_as_written(ids: list[str | None]) -> None:
+    entries = [
+        (float(i), "1", "mlflow", 0.1, rid, {"input": X[:1]}, {"output": X[:1, :3]}, False, {})
+        for i, rid in enumerate(ids)
+    ]
+    batch = record_batch(entries)
+    assert batch.column("request_id").to_pylist() == ids
+    assert batch.column("version").to_pylist() == ["1"] * 3
+    assert batch.column("time").to_pylist() == [0.0, 1.0, 2.0]
+
+
 def test_segments_and_json_lines_written_without_ids_read_as_none(tmp_path: Path) -> None:
     """Captures from before request ids: the column is there, every value None."""
     entries = [
