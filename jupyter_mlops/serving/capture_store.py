@@ -13,8 +13,9 @@ a column ``ctx.<name>`` (``list<string>``, one JSON value or null per instance).
 An IPC stream is readable up to its last complete message, so a segment being written, or
 left by a crashed server, still reads. Under heavy traffic a segment is written with
 ``O_DIRECT``: copying a large flush into the page cache cost the writer more CPU than
-building and serializing it. Every message of such a segment is padded to whole blocks inside its
-metadata (whose length covers the padding), so any Arrow reader reads it as it is.
+building and serializing it. Every message of such a segment is padded to whole blocks
+inside its metadata (whose length covers the padding), so any Arrow reader reads it as it
+is.
 Segments close past ``segment_bytes`` or ``segment_age``; the oldest go once the
 deployment's capture passes ``max_bytes`` or ``max_age``. Nothing is dropped silently:
 requests not written (sampling, full queue, full disk, write errors) and requests removed
@@ -319,13 +320,14 @@ class CaptureWriter:
             opened = self._open or self._open_segment(signature, header, direct)
             segment = opened.segment
             message = self._serialized(record, size)
-            _write_all(opened.fd, _pad_in_place(message) if opened.direct else message[:size])
+            data = _pad_in_place(message) if opened.direct else message[:size]
+            _write_all(opened.fd, data)
         except OSError as err:
             full = err.errno in (errno.ENOSPC, errno.EDQUOT)
             self._count("disk_full" if full else "write_error", rows)
             self._abandon_segment()
             return
-        segment.size += need
+        segment.size += len(data)
         segment.rows = (segment.rows or 0) + rows
         segment.mtime = time.time()
         self.written += rows

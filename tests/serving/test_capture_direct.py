@@ -109,6 +109,29 @@ def test_heavy_flushes_are_block_aligned_and_read_unchanged(tmp_path: Path) -> N
     assert sum(writer.dropped.values()) == 0
 
 
+def test_direct_segments_stay_under_the_cap_and_count_what_it_removed(tmp_path: Path) -> None:
+    directory = tmp_path / "capture"
+    cap = 4 * 1024 * 1024
+    writer = CaptureWriter(directory, {"max_bytes": cap}, interval=3600)
+    try:
+        for flush in range(30):  # 30 flushes of 1.1 MB, each past DIRECT_FROM
+            for i in range(flush * 60, flush * 60 + 60):
+                x, y = request(i)
+                writer.add("1", "mlflow", 0.001, {"input": x}, {"output": y}, f"r{i}")
+            writer.flush()
+            on_disk = sum(p.stat().st_size for p in segments(directory))
+            assert on_disk <= cap, (flush, on_disk)
+    finally:
+        writer.close()
+    rows = read_rows(directory)
+    kept = [int(r[0][1:]) for r in rows]
+    # the newest requests, in order, and every one removed counted as removed
+    assert kept == list(range(1800 - len(kept), 1800)) and len(kept) > 0
+    assert writer.written == 1800
+    assert writer.dropped["max_bytes"] == 1800 - len(kept)
+    assert sum(p.stat().st_size for p in segments(directory)) <= cap
+
+
 def test_a_file_system_refusing_direct_io_is_written_buffered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
