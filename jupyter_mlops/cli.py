@@ -444,7 +444,7 @@ def capture(deployment: str, state: str) -> None:
     from .serving import manager
 
     on = manager.set_capture(deployment, state == "on")
-    click.echo(f"{deployment}: capture {'on' if on else 'paused'}")
+    click.echo(manager.format_capture(deployment, on))
 
 
 capture.help = help_text.CAPTURE

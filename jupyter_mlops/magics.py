@@ -427,7 +427,7 @@ def _serving_text(args: argparse.Namespace) -> str:
         return manager.format_deployments([manager.switch(args.deployment, args.spec)])
     if args.command == "capture":
         on = manager.set_capture(args.deployment, args.state == "on")
-        return f"{args.deployment}: capture {'on' if on else 'paused'}"
+        return manager.format_capture(args.deployment, on)
     d = manager.undeploy(args.deployment)
     return f"stopped {d.id} (captured traffic kept in .mlops/inference/{d.id})"
 

@@ -370,9 +370,7 @@ def set_traffic(
     server routes by the new weights.
     """
     settings = settings or load_settings()
-    deployment = get_deployment(deployment_id, settings=settings)
-    if deployment.status != "running":
-        raise DeploymentError(f"deployment {deployment_id!r} is {deployment.status}")
+    deployment = _running(deployment_id, settings)
     clean: dict[str, float] = {}
     for version, weight in weights.items():
         try:
@@ -406,6 +404,14 @@ def set_traffic(
     return deployment
 
 
+def _running(deployment_id: str, settings: Settings) -> Deployment:
+    """The deployment, refused unless its server is running: a change goes to a live server."""
+    deployment = get_deployment(deployment_id, settings=settings)
+    if deployment.status != "running":
+        raise DeploymentError(f"deployment {deployment_id!r} is {deployment.status}")
+    return deployment
+
+
 def _reconfigure(
     directory: Path, deployment: Deployment, config: dict[str, Any], what: str
 ) -> dict[str, Any]:
@@ -426,9 +432,7 @@ def set_capture(deployment_id: str, on: bool, *, settings: Settings | None = Non
     """Pause (``on=False``) or resume a running deployment's capture, live; True once the
     server captures. Requests answered while paused are counted as dropped ``paused``."""
     settings = settings or load_settings()
-    deployment = get_deployment(deployment_id, settings=settings)
-    if deployment.status != "running":
-        raise DeploymentError(f"deployment {deployment_id!r} is {deployment.status}")
+    deployment = _running(deployment_id, settings)
     directory = _dir(settings, deployment_id)
     config = read_config(directory / "deployment.json")
     if not config.get("capture_dir"):
@@ -482,6 +486,11 @@ def inference_log(
     if isinstance(since, str):
         since = datetime.datetime.fromisoformat(since).timestamp()
     return capture_frame(directory, since)
+
+
+def format_capture(deployment_id: str, on: bool) -> str:
+    """What ``set_capture`` left a deployment doing, as the doors print it."""
+    return f"{deployment_id}: capture {'on' if on else 'paused'}"
 
 
 def parse_canary(text: str) -> tuple[str, float]:
