@@ -167,7 +167,7 @@ class ModelServer:
         capture = self.capture
         if capture is not None:
             if self.capturing:
-                # the arrays themselves: the capture writer's thread converts and writes them
+                # copied into the queued columns; the capture writer's thread writes them
                 capture.add(
                     served.version, protocol, took, feeds, outputs, request_id, served.columns,
                     context,

@@ -7,7 +7,8 @@ number stays a number and a string a string) or null when the request did not se
 from __future__ import annotations
 
 import json
-from operator import itemgetter
+from array import array
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -42,13 +43,13 @@ def _numbers(values: np.ndarray) -> Any:
     return pa.Array.from_buffers(kind, len(values), [None, buffer])
 
 
-def _strings(values: list[str | None]) -> Any:
+def _strings(values: Sequence[str | None]) -> Any:
     import pyarrow as pa
 
     if values and None not in values:
         # no nulls and all ASCII (versions, protocols, request ids): built by C calls over
         # the whole list, not by a Python loop per value
-        texts = cast("list[str]", values)
+        texts = cast("Sequence[str]", values)
         text = "".join(texts)
         if text.isascii():
             offsets = np.zeros(len(values) + 1, np.int32)
@@ -101,40 +102,184 @@ def _tensor_column(arrays: list[np.ndarray]) -> tuple[Any, dict[bytes, bytes]]:
     return column, meta
 
 
-def record_batch(entries: list[Entry]) -> Any:
-    import pyarrow as pa
+#: dtype kinds kept as raw bytes while queued: numbers and booleans (objects, strings and
+#: dates export buffers too, but not ones that ``_numbers`` can read back)
+_RAW_KINDS = frozenset("biufc")
 
-    n = len(entries)
-    fields = [
-        pa.field("time", pa.float64()),
-        pa.field("version", pa.string()),
-        pa.field("protocol", pa.string()),
-        pa.field("latency_ms", pa.float64()),
-        pa.field("request_id", pa.string()),
-    ]
-    # fields taken with C-level map/itemgetter: a flush holds thousands of requests
-    columns = [
-        _numbers(np.fromiter(map(itemgetter(0), entries), np.float64, n)),
-        _strings(list(map(itemgetter(1), entries))),
-        _strings(list(map(itemgetter(2), entries))),
-        _numbers(np.fromiter(map(itemgetter(3), entries), np.float64, n)),
-        _strings(list(map(itemgetter(4), entries))),
-    ]
-    inputs = list(map(itemgetter(5), entries))
-    outputs = list(map(itemgetter(6), entries))
-    for kind, tensors in (("in", inputs), ("out", outputs)):
-        for name in tensors[0]:
-            column, meta = _tensor_column(list(map(itemgetter(name), tensors)))
-            if entries[0][7]:
+
+class Pending:
+    """The queued requests of one signature (names, dtypes, instance shapes), kept column by
+    column in C-level buffers until the writer's next flush: a request's tensors are copied
+    in (a memcpy) and its arrays let go at once. Holding a dozen fresh objects per request
+    until the flush cost the request thread more than the copy; the flush then reads each
+    column as one buffer, with no Python work per request."""
+
+    __slots__ = (
+        "columns", "context", "latencies", "protocols", "request_ids", "rows", "tensors",
+        "times", "versions", "width",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        columns: bool = False,
+        context: dict[str, Any] | None = None,
+    ):
+        self.rows = 0
+        self.times = array("d")
+        self.latencies = array("d")
+        self.versions: list[str] = []
+        self.protocols: list[str] = []
+        self.request_ids: list[str | None] = []
+        self.tensors = [_Queued("in", n, a) for n, a in inputs.items()]
+        self.width = len(self.tensors)  # the inputs among them
+        self.tensors += [_Queued("out", n, a) for n, a in outputs.items()]
+        self.columns = columns
+        self.context: dict[str, list[Any]] = {name: [] for name in context or {}}
+
+    def fits(
+        self,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        columns: bool,
+        context: dict[str, Any] | None,
+    ) -> int:
+        """The bytes of a request of this signature, -1 for one of another. Cheaper than
+        building the request's signature: it runs once per captured request."""
+        if columns is not self.columns or context or self.context:
+            return -1
+        tensors = self.tensors
+        if len(inputs) != self.width or len(inputs) + len(outputs) != len(tensors):
+            return -1
+        size = i = 0
+        for tensors_of in (inputs, outputs):
+            for name, a in tensors_of.items():
+                t = tensors[i]
+                shape = a.shape
+                if (
+                    name != t.name
+                    or (a.dtype is not t.dtype and a.dtype != t.dtype)
+                    or len(shape) != t.ndim
+                    or shape[1:] != t.instance
+                ):
+                    return -1
+                size += a.nbytes
+                i += 1
+        return size
+
+    def add(
+        self,
+        time: float,
+        version: str,
+        protocol: str,
+        latency_ms: float,
+        request_id: str | None,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue one request of this signature."""
+        self.rows += 1
+        self.times.append(time)
+        self.latencies.append(latency_ms)
+        self.versions.append(version)
+        self.protocols.append(protocol)
+        self.request_ids.append(request_id)
+        tensors = self.tensors
+        i = 0
+        for tensors_of in (inputs, outputs):
+            for a in tensors_of.values():
+                t = tensors[i]
+                i += 1
+                raw = t.raw
+                if raw is None:
+                    t.arrays.append(a)
+                    continue
+                try:
+                    raw.extend(a)
+                except TypeError:  # not contiguous
+                    raw.extend(np.ascontiguousarray(a))
+                t.counts.append(len(a) if t.ndim else 1)
+        if context:
+            for name, values in self.context.items():
+                values.append(context[name])
+
+    def record_batch(self) -> Any:
+        """One row per queued request, in the order they came."""
+        import pyarrow as pa
+
+        fields = [
+            pa.field("time", pa.float64()),
+            pa.field("version", pa.string()),
+            pa.field("protocol", pa.string()),
+            pa.field("latency_ms", pa.float64()),
+            pa.field("request_id", pa.string()),
+        ]
+        columns = [
+            _numbers(np.frombuffer(self.times, np.float64)),
+            _strings(self.versions),
+            _strings(self.protocols),
+            _numbers(np.frombuffer(self.latencies, np.float64)),
+            _strings(self.request_ids),
+        ]
+        for tensor in self.tensors:
+            column, meta = tensor.column()
+            if self.columns:
                 meta[b"column"] = b"1"
-            fields.append(pa.field(f"{kind}.{name}", column.type, metadata=meta))
+            fields.append(pa.field(f"{tensor.kind}.{tensor.name}", column.type, metadata=meta))
             columns.append(column)
-    # an entry of eight fields carries no context columns
-    for name in entries[0][8] if len(entries[0]) > 8 else {}:
-        fields.append(pa.field(f"ctx.{name}", pa.list_(pa.string()), metadata={b"context": b"1"}))
-        columns.append(_context_column([e[8][name] for e in entries]))
-    schema = pa.schema(fields, metadata={b"format": FORMAT.encode()})
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
+        for name, requests in self.context.items():
+            fields.append(
+                pa.field(f"ctx.{name}", pa.list_(pa.string()), metadata={b"context": b"1"})
+            )
+            columns.append(_context_column(requests))
+        schema = pa.schema(fields, metadata={b"format": FORMAT.encode()})
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+class _Queued:
+    """One input or output of queued requests: numbers as their raw bytes and the number of
+    instances per request; any other dtype as the arrays themselves."""
+
+    __slots__ = ("arrays", "counts", "dtype", "instance", "kind", "name", "ndim", "raw")
+
+    def __init__(self, kind: str, name: str, first: np.ndarray):
+        self.kind, self.name = kind, name
+        self.dtype = first.dtype
+        self.ndim = first.ndim
+        self.instance = first.shape[1:]
+        self.raw = bytearray() if first.dtype.kind in _RAW_KINDS else None
+        self.counts = array("q")
+        self.arrays: list[np.ndarray] = []
+
+    def column(self) -> tuple[Any, dict[bytes, bytes]]:
+        import pyarrow as pa
+
+        if self.raw is None:
+            return _tensor_column(self.arrays)
+        width = int(np.prod(self.instance)) if self.instance else 1
+        offsets = np.zeros(len(self.counts) + 1, np.int32)
+        np.cumsum(np.frombuffer(self.counts, np.int64), out=offsets[1:])
+        values = pa.FixedSizeListArray.from_arrays(
+            _numbers(np.frombuffer(self.raw, self.dtype)), width
+        )
+        meta = {
+            b"shape": json.dumps(list(self.instance)).encode(),
+            b"dtype": self.dtype.str.encode(),
+        }
+        return pa.ListArray.from_arrays(_numbers(offsets), values), meta
+
+
+def record_batch(entries: list[Entry]) -> Any:
+    """The record batch of requests of one signature given as entries (an entry of eight
+    fields carries no context columns)."""
+    first = entries[0]
+    context = first[8] if len(first) > 8 else None
+    pending = Pending(first[5], first[6], first[7], context)
+    for e in entries:
+        pending.add(e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[8] if len(e) > 8 else None)
+    return pending.record_batch()
 
 
 def _context_column(requests: list[np.ndarray]) -> Any:

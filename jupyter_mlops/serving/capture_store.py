@@ -1,8 +1,9 @@
 """Captured requests as Arrow IPC stream segments, written off the request path.
 
-The request handler only appends the request's arrays (no copy, no conversion) to an
-in-memory queue bounded in bytes; a writer thread turns what queued into Arrow record
-batches twice a second and appends them to the open segment
+The request handler copies the request's tensors into the queued columns of its signature
+(``Pending``: raw bytes per column, no object kept per request), bounded in bytes; a writer
+thread turns what queued into Arrow record batches twice a second and appends them to the
+open segment
 ``.mlops/inference/<deployment>/capture-<UTC start>-<pid>.arrows``. A row is one request:
 ``time`` (epoch s), ``version``, ``protocol``, ``latency_ms``, ``request_id`` and, per input
 and output, a column ``in.<name>`` / ``out.<name>`` of type
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..config import CaptureSettings, capture_settings
-from .capture_arrow import Entry, record_batch
+from .capture_arrow import Pending
 from .config_file import FILE_MODE, private_dir
 
 SEGMENT_GLOB = "capture-*.arrows"
@@ -136,15 +137,19 @@ def _segment_rows(segment: _Segment) -> int:
     return segment.rows
 
 
-def _signature(entry: Entry) -> tuple[Any, ...]:
-    """Requests with equal signatures share one schema: names, dtypes, instance shapes.
-    Built flat, in one list: it runs once per captured request."""
-    ins, outs, context = entry[5], entry[6], entry[8]
-    key: list[Any] = [entry[7], len(ins)]
-    for name, a in ins.items():
-        key += (name, a.dtype, a.shape[1:])
-    for name, a in outs.items():
-        key += (name, a.dtype, a.shape[1:])
+def _signature(
+    inputs: dict[str, np.ndarray],
+    outputs: dict[str, np.ndarray],
+    columns: bool,
+    context: dict[str, Any] | None,
+) -> tuple[Any, ...]:
+    """Requests with equal signatures share one schema: names, dtypes, instance shapes (and
+    whether an array has a batch axis at all). Built flat, in one list."""
+    key: list[Any] = [columns, len(inputs)]
+    for name, a in inputs.items():
+        key += (name, a.dtype, a.ndim, a.shape[1:])
+    for name, a in outputs.items():
+        key += (name, a.dtype, a.ndim, a.shape[1:])
     if context:
         key += context
     return tuple(key)
@@ -174,7 +179,10 @@ class CaptureWriter:
             settings.segment_age, settings.max_age / 2 if settings.max_age else float("inf")
         )
         self._lock = threading.Lock()
-        self._queue: list[Entry] = []
+        #: what queued since the last flush, by signature, in the order first seen
+        self._pending: dict[tuple[Any, ...], Pending] = {}
+        #: the one of them the last request went to: most requests go where the last one did
+        self._last: Pending | None = None
         self._queued_bytes = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -209,33 +217,51 @@ class CaptureWriter:
         columns: bool = False,
         context: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Queue one answered request; costs a lock and a list append. ``columns``: each
-        input is one column of a table (a column model), read back under its own name.
-        ``context``: the declared context columns, one value per instance (None: not sent),
-        converted to text on the writer's thread."""
+        """Queue one answered request: its tensors are copied into its signature's queued
+        columns, under a lock. ``columns``: each input is one column of a table (a column
+        model), read back under its own name. ``context``: the declared context columns,
+        one value per instance (None: not sent), converted to text on the writer's thread."""
         if self._rate < 1.0 and self._random.random() >= self._rate:
             with self._lock:
                 self.dropped["sampled"] += 1
             return
-        size = 0
-        for a in inputs.values():  # a loop, not sum() of a generator: a third of the time
-            size += a.nbytes
-        for a in outputs.values():
-            size += a.nbytes
-        entry = (
-            time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs, columns,
-            context or {},
-        )  # fmt: skip
         cap = self.settings.queue_bytes
         with self._lock:
+            pending = self._last
+            size = -1 if pending is None else pending.fits(inputs, outputs, columns, context)
+            if pending is None or size < 0:  # another signature than the last request's
+                pending, size = self._pending_for(inputs, outputs, columns, context)
             if self._queued_bytes + size > cap:
                 self.dropped["queue_full"] += 1
                 return
-            self._queue.append(entry)
+            pending.add(
+                time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs,
+                context,
+            )  # fmt: skip
             self._queued_bytes += size
             full = self._queued_bytes > cap >> 1
         if full:  # do not wait for the next tick while the queue fills
             self._wake.set()
+
+    def _pending_for(
+        self,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        columns: bool,
+        context: dict[str, Any] | None,
+    ) -> tuple[Pending, int]:
+        """The queued requests of the signature of this one (made when it is the first),
+        now the last one used; and the request's bytes. Called under the lock."""
+        signature = _signature(inputs, outputs, columns, context)
+        pending = self._pending.get(signature)
+        if pending is None:
+            pending = self._pending[signature] = Pending(inputs, outputs, columns, context)
+        self._last = pending
+        size = 0
+        for tensors in (inputs, outputs):
+            for a in tensors.values():
+                size += a.nbytes
+        return pending, size
 
     def skip(self, reason: str) -> None:
         """Count one answered request not queued (capture paused)."""
@@ -260,16 +286,16 @@ class CaptureWriter:
     def flush(self) -> None:
         """Write what queued; never raises (a capture fault must not stop the server)."""
         with self._lock:
-            batch, self._queue = self._queue, []
+            queued, self._pending = self._pending, {}
+            self._last = None
             self._queued_bytes = 0
-        pending = len(batch)
+        pending = sum(p.rows for p in queued.values())
         try:
-            groups: dict[tuple[Any, ...], list[Entry]] = {}
-            for entry in batch:
-                groups.setdefault(_signature(entry), []).append(entry)
-            for signature, entries in groups.items():
-                self._write(signature, entries)
-                pending -= len(entries)
+            for signature, requests in queued.items():
+                if not requests.rows:  # made for a request then dropped: queue full
+                    continue
+                self._write(signature, requests)
+                pending -= requests.rows
             self._expire()
         except Exception:  # a fault here must cost captures, counted, never requests
             self._count("write_error", pending)
@@ -281,10 +307,10 @@ class CaptureWriter:
             with self._lock:
                 self.dropped[reason] += n
 
-    def _write(self, signature: tuple[Any, ...], entries: list[Entry]) -> None:
+    def _write(self, signature: tuple[Any, ...], requests: Pending) -> None:
         from pyarrow.ipc import get_record_batch_size
 
-        record = record_batch(entries)
+        record = requests.record_batch()
         size = get_record_batch_size(record)
         # pieces of at most half a segment, so one flush never overshoots the cap
         limit = max(self.settings.segment_bytes // 2, 1)
