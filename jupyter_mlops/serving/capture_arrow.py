@@ -179,31 +179,49 @@ class Pending:
         outputs: dict[str, np.ndarray],
         context: dict[str, Any] | None = None,
     ) -> None:
-        """Queue one request of this signature."""
+        """Queue one request of this signature. A request that cannot be copied leaves the
+        queue as it was, and raises."""
+        tensors = self.tensors
+        i = 0
+        try:
+            for tensors_of in (inputs, outputs):
+                for a in tensors_of.values():
+                    t = tensors[i]
+                    raw = t.raw
+                    if raw is None:
+                        t.arrays.append(a)
+                    else:
+                        count = len(a) if t.ndim else 1
+                        try:
+                            raw.extend(a)
+                        except TypeError:  # not contiguous
+                            raw.extend(np.ascontiguousarray(a))
+                        t.counts.append(count)
+                    i += 1
+        except BaseException:
+            self._take_back(i, inputs, outputs)
+            raise
         self.rows += 1
         self.times.append(time)
         self.latencies.append(latency_ms)
         self.versions.append(version)
         self.protocols.append(protocol)
         self.request_ids.append(request_id)
-        tensors = self.tensors
-        i = 0
-        for tensors_of in (inputs, outputs):
-            for a in tensors_of.values():
-                t = tensors[i]
-                i += 1
-                raw = t.raw
-                if raw is None:
-                    t.arrays.append(a)
-                    continue
-                try:
-                    raw.extend(a)
-                except TypeError:  # not contiguous
-                    raw.extend(np.ascontiguousarray(a))
-                t.counts.append(len(a) if t.ndim else 1)
         if context:
             for name, values in self.context.items():
                 values.append(context[name])
+
+    def _take_back(
+        self, copied: int, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+    ) -> None:
+        """Undo the first ``copied`` tensors of a request whose next one failed to copy."""
+        arrays = [*inputs.values(), *outputs.values()]
+        for t, a in zip(self.tensors[:copied], arrays, strict=False):
+            if t.raw is None:
+                t.arrays.pop()
+            else:
+                del t.raw[len(t.raw) - a.nbytes :]
+                t.counts.pop()
 
     def record_batch(self) -> Any:
         """One row per queued request, in the order they came."""

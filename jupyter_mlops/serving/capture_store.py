@@ -227,17 +227,21 @@ class CaptureWriter:
             return
         cap = self.settings.queue_bytes
         with self._lock:
-            pending = self._last
-            size = -1 if pending is None else pending.fits(inputs, outputs, columns, context)
-            if pending is None or size < 0:  # another signature than the last request's
-                pending, size = self._pending_for(inputs, outputs, columns, context)
-            if self._queued_bytes + size > cap:
-                self.dropped["queue_full"] += 1
+            try:
+                pending = self._last
+                size = -1 if pending is None else pending.fits(inputs, outputs, columns, context)
+                if pending is None or size < 0:  # another signature than the last request's
+                    pending, size = self._pending_for(inputs, outputs, columns, context)
+                if self._queued_bytes + size > cap:
+                    self.dropped["queue_full"] += 1
+                    return
+                pending.add(
+                    time.time(), version, protocol, latency_s * 1000, request_id, inputs,
+                    outputs, context,
+                )  # fmt: skip
+            except Exception:  # a capture fault costs this capture, counted, never a request
+                self.dropped["write_error"] += 1
                 return
-            pending.add(
-                time.time(), version, protocol, latency_s * 1000, request_id, inputs, outputs,
-                context,
-            )  # fmt: skip
             self._queued_bytes += size
             full = self._queued_bytes > cap >> 1
         if full:  # do not wait for the next tick while the queue fills

@@ -147,3 +147,37 @@ def test_a_full_queue_counts_what_it_refused_and_writes_the_rest(
     stats = read_stats(tmp_path)
     assert stats["written"] == 2
     assert stats["dropped"]["queue_full"] == 1
+
+
+def test_a_request_that_cannot_be_copied_costs_its_capture_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its input was copied before its output failed: the input is taken back, so the
+    requests around it read back whole; the failure is counted, and never raised into the
+    request."""
+    from jupyter_mlops.serving import capture_arrow
+
+    def no_memory(a: Any) -> Any:
+        raise MemoryError("no room for a contiguous copy")
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    y = np.arange(4, dtype=np.float32).reshape(2, 2)
+    writer = CaptureWriter(tmp_path, {"max_bytes": "1GB"}, interval=3600)
+    try:
+        writer.add("1", "mlflow", 0.001, {"x": x}, {"y": y}, "r0")
+        with monkeypatch.context() as patched:
+            patched.setattr(capture_arrow.np, "ascontiguousarray", no_memory)
+            strided = np.arange(8, dtype=np.float32).reshape(2, 4)[:, ::2]
+            writer.add("1", "mlflow", 0.001, {"x": x + 1}, {"y": strided}, "r1")
+        writer.add("1", "mlflow", 0.001, {"x": x + 2}, {"y": y + 2}, "r2")
+        writer.add("1", "mlflow", 0.001, {"x": x + 3}, {"y": [[1, 2], [3, 4]]}, "r3")  # type: ignore[dict-item]
+        writer.add("1", "mlflow", 0.001, {"x": x + 4}, {"y": y + 4}, "r4")
+    finally:
+        writer.close()
+    rows = rows_of(tmp_path)
+    assert [r["request_id"] for r in rows] == ["r0", "r2", "r4"]
+    for row, k in zip(rows, (0, 2, 4), strict=True):
+        check(row, {"x": x + k}, {"y": y + k})
+    stats = read_stats(tmp_path)
+    assert stats["written"] == 3
+    assert stats["dropped"]["write_error"] == 2
