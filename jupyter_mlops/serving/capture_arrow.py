@@ -15,16 +15,6 @@ import numpy as np
 
 FORMAT = "jupyter-mlops capture 1"
 
-# (time, version, protocol, latency_ms, request_id, inputs, outputs, inputs are table columns,
-#  context columns: name -> one value per instance, None where not sent)
-Entry = tuple[
-    float, str, str, float, "str | None", dict[str, Any], dict[str, Any], bool, dict[str, Any]
-]
-
-
-#: numpy copies arrays of up to this many items without releasing the GIL
-_NUMPY_KEEPS_GIL = 500
-
 
 # Arrays are built from their buffers: ``pyarrow.array()`` imports pandas on first use
 # (0.5 s and tens of MB in a server that never needs it), and copies nothing less.
@@ -69,37 +59,38 @@ def _strings(values: Sequence[str | None]) -> Any:
 
 
 def _tensor_column(arrays: list[np.ndarray]) -> tuple[Any, dict[bytes, bytes]]:
-    """One request per list item, one instance per fixed-size item, values in their dtype."""
-    import pyarrow as pa
-
+    """A column of arrays kept as they came (strings, objects, dates): one request per list
+    item, one instance per fixed-size item."""
     # requests of one signature share their number of dimensions
     shaped = [a.reshape(1) for a in arrays] if arrays[0].ndim == 0 else arrays
-    instance = shaped[0].shape[1:]
-    width = int(np.prod(instance)) if instance else 1
-    offsets = np.zeros(len(shaped) + 1, np.int32)
-    np.cumsum(np.fromiter(map(len, shaped), np.int64, len(shaped)), out=offsets[1:])
-    dtype = shaped[0].dtype
-    flat = None
-    if not dtype.hasobject and shaped[0].size > _NUMPY_KEEPS_GIL:
-        try:
-            # one copy with the GIL released once (bytes.join does for large results), where
-            # numpy's concatenate releases and takes it back for each large request: each
-            # time behind the request thread, up to the 5 ms switch interval
-            flat = np.frombuffer(b"".join(map(memoryview, cast("list[Any]", shaped))), dtype)
-        except (TypeError, BufferError):
-            pass  # an array that is not contiguous
-    if flat is None:
-        flat = np.concatenate(shaped).reshape(-1)
-    meta = {b"shape": json.dumps(list(instance)).encode(), b"dtype": shaped[0].dtype.str.encode()}
+    counts = np.fromiter(map(len, shaped), np.int64, len(shaped))
+    flat = np.concatenate(shaped).reshape(-1)
     if flat.dtype == object and all(type(v) is str for v in flat.tolist()):
         # a string tensor (a table's text column) as Arrow strings, not JSON text
-        items = _strings(flat.tolist())
-        meta[b"values"] = b"text"
+        items, extra = _strings(flat.tolist()), {b"values": b"text"}
     else:
-        items = _numbers(flat)
+        items, extra = _numbers(flat), {}
+    return _list_column(items, counts, shaped[0].shape[1:], shaped[0].dtype, extra)
+
+
+def _list_column(
+    items: Any,
+    counts: np.ndarray,
+    instance: tuple[int, ...],
+    dtype: np.dtype,
+    extra: dict[bytes, bytes] | None = None,
+) -> tuple[Any, dict[bytes, bytes]]:
+    """``list<fixed_size_list<...>>`` of ``items`` (every value, flat): ``counts[i]``
+    instances of shape ``instance`` in request i. The instance shape and the ``dtype`` they
+    came in go in the field's metadata, with ``extra``."""
+    import pyarrow as pa
+
+    width = int(np.prod(instance)) if instance else 1
+    offsets = np.zeros(len(counts) + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
     values = pa.FixedSizeListArray.from_arrays(items, width)
-    column = pa.ListArray.from_arrays(_numbers(offsets), values)
-    return column, meta
+    meta = {b"shape": json.dumps(list(instance)).encode(), b"dtype": dtype.str.encode()}
+    return pa.ListArray.from_arrays(_numbers(offsets), values), meta | (extra or {})
 
 
 #: dtype kinds kept as raw bytes while queued: numbers and booleans (objects, strings and
@@ -272,32 +263,11 @@ class _Queued:
         self.arrays: list[np.ndarray] = []
 
     def column(self) -> tuple[Any, dict[bytes, bytes]]:
-        import pyarrow as pa
-
         if self.raw is None:
             return _tensor_column(self.arrays)
-        width = int(np.prod(self.instance)) if self.instance else 1
-        offsets = np.zeros(len(self.counts) + 1, np.int32)
-        np.cumsum(np.frombuffer(self.counts, np.int64), out=offsets[1:])
-        values = pa.FixedSizeListArray.from_arrays(
-            _numbers(np.frombuffer(self.raw, self.dtype)), width
-        )
-        meta = {
-            b"shape": json.dumps(list(self.instance)).encode(),
-            b"dtype": self.dtype.str.encode(),
-        }
-        return pa.ListArray.from_arrays(_numbers(offsets), values), meta
-
-
-def record_batch(entries: list[Entry]) -> Any:
-    """The record batch of requests of one signature given as entries (an entry of eight
-    fields carries no context columns)."""
-    first = entries[0]
-    context = first[8] if len(first) > 8 else None
-    pending = Pending(first[5], first[6], first[7], context)
-    for e in entries:
-        pending.add(e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[8] if len(e) > 8 else None)
-    return pending.record_batch()
+        values = _numbers(np.frombuffer(self.raw, self.dtype))
+        counts = np.frombuffer(self.counts, np.int64)
+        return _list_column(values, counts, self.instance, self.dtype)
 
 
 def _context_column(requests: list[np.ndarray]) -> Any:

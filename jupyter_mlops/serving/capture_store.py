@@ -293,16 +293,16 @@ class CaptureWriter:
             queued, self._pending = self._pending, {}
             self._last = None
             self._queued_bytes = 0
-        pending = sum(p.rows for p in queued.values())
+        unwritten = sum(p.rows for p in queued.values())
         try:
             for signature, requests in queued.items():
                 if not requests.rows:  # made for a request then dropped: queue full
                     continue
                 self._write(signature, requests)
-                pending -= requests.rows
+                unwritten -= requests.rows
             self._expire()
         except Exception:  # a fault here must cost captures, counted, never requests
-            self._count("write_error", pending)
+            self._count("write_error", unwritten)
             self._abandon_segment()
         self._save_stats()
 

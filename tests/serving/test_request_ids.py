@@ -22,7 +22,7 @@ from tritonclient.utils import InferenceServerException
 from jupyter_mlops.config import Settings
 from jupyter_mlops.serving import manager
 from jupyter_mlops.serving.capture import capture_frame
-from jupyter_mlops.serving.capture_arrow import record_batch
+from jupyter_mlops.serving.capture_arrow import Pending
 from jupyter_mlops.serving.model import RequestError
 from jupyter_mlops.serving.request_ids import check_request_id, request_id, row_ids
 from tests.conftest import wait_for_capture
@@ -31,6 +31,14 @@ from tests.serving.conftest import expected
 X = np.array([[1, 2, 3, 4], [0.5, -1, 2, 0], [0, 0, 1, 1]], dtype=np.float32)
 UUID_HEX = re.compile(r"[0-9a-f]{32}")
 RULE = "a request id is 1 to 128 printable ASCII characters"
+
+
+def record_batch(requests: list[tuple[float, str, str, float, str | None, Any, Any]]) -> Any:
+    """The record batch the capture writes for these requests, all of one signature."""
+    queued = Pending(requests[0][5], requests[0][6])
+    for request in requests:
+        queued.add(*request)
+    return queued.record_batch()
 
 
 def send(
@@ -109,7 +117,7 @@ def test_rows_of_a_batch_get_the_request_id_and_their_index() -> None:
 )
 def test_request_ids_read_back_as_written(ids: list[str | None]) -> None:
     entries = [
-        (float(i), "1", "mlflow", 0.1, rid, {"input": X[:1]}, {"output": X[:1, :3]}, False, {})
+        (float(i), "1", "mlflow", 0.1, rid, {"input": X[:1]}, {"output": X[:1, :3]})
         for i, rid in enumerate(ids)
     ]
     batch = record_batch(entries)
@@ -121,8 +129,8 @@ def test_request_ids_read_back_as_written(ids: list[str | None]) -> None:
 def test_segments_and_json_lines_written_without_ids_read_as_none(tmp_path: Path) -> None:
     """Captures from before request ids: the column is there, every value None."""
     entries = [
-        (1.0, "1", "mlflow", 0.1, None, {"input": X[:2]}, {"output": X[:2, :3]}, False),
-        (2.0, "1", "v2", 0.1, None, {"input": X[:1]}, {"output": X[:1, :3]}, False),
+        (1.0, "1", "mlflow", 0.1, None, {"input": X[:2]}, {"output": X[:2, :3]}),
+        (2.0, "1", "v2", 0.1, None, {"input": X[:1]}, {"output": X[:1, :3]}),
     ]
     batch = record_batch(entries)
     old = batch.select([n for n in batch.schema.names if n != "request_id"])
