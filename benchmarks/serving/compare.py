@@ -10,11 +10,13 @@ request against the request's raw tensor bytes; then a 60 s soak of ours alone a
 clients (errors and resident memory growth). Each measurement runs on the two servers
 back to back, both up, so load from elsewhere on the machine hits them alike, in three
 rounds of 3 s of load each that each start with another server; the median round counts.
-The capture's cost is measured inside our one server process, its capture paused and
-resumed live (``set_capture``) between runs: two server processes of the same code differ
-by up to 10 % in throughput, one process against itself by under 1 %. It is the median,
-over pairs of runs back to back with capture on and paused (in turn first), of the
-throughput lost and the server CPU per request added. The load
+The capture's cost is measured inside our one server process, in one run of load during
+which its capture is switched on and paused live (``set_capture``) every couple of seconds,
+in the order on, paused, paused, on, ...: two server processes of the same code differ by
+up to 10 % in throughput, and the machine's speed drifts over minutes by more than the cost
+being measured. It is the median, over the pairs of phases, of the throughput lost and the
+server CPU per request added; each phase counts the requests the client saw answered in a
+window that starts once the writer flushed what the phase before queued. The load
 client (``loadgen.py``) runs in its own processes on the same machine as the servers; the
 CPU seconds of server, client and every other process are printed with each result, so a
 client-bound or disturbed measurement shows as such.
@@ -65,10 +67,15 @@ CLI_LAUNCHES = 3
 #: each measurement is repeated and its median kept: one run's throughput varies by 10-20 %
 #: on a shared two-core machine, as much as the capture's cost being measured
 ROUNDS = 3
-#: pairs of runs of ours with capture on and paused per point, for the capture's cost: at
-#: batch 1 with 32 clients, six pairs of two identical states (an A/A check) gave a median of
-#: +7.7 %, ten pairs -3.6 %
-CAPTURE_PAIRS = 10
+#: pairs of phases of capture on and paused per point, for the capture's cost, in one run of
+#: load: two runs of 3 s a minute apart differ by up to 20 % on a shared machine, more than
+#: the cost being measured, and ten pairs of such runs of two identical states (an A/A
+#: check) gave a median "cost" of -3.6 %
+COST_PAIRS = 20
+#: seconds a phase is measured, from COST_SETTLE s after its switch: past the capture
+#: writer's next flush (every 0.5 s) of what the phase before queued
+COST_WINDOW = 1.0
+COST_SETTLE = 0.6
 #: (label, batch size, concurrency, seconds of load per run): long enough that the client's
 #: start-up and a busy moment elsewhere on the machine are a small part of a run
 MEASUREMENTS = [
@@ -196,13 +203,19 @@ def run_client(
     requests: int | None = None,
     duration: float | None = None,
     rss_of: int | None = None,
+    during: Callable[[], None] | None = None,
 ) -> dict:
     """Run the load client to completion: its result, the server's CPU seconds over the run
     and, with ``rss_of``, that process's resident memory sampled every half second as
-    (seconds since the client started, MB)."""
+    (seconds since the client started, MB). With ``during``, that is called once the client
+    started, and the client stops when it returns; the result then has ``done``, when each
+    request was answered (``time.perf_counter()``)."""
     amount = ["--requests", str(requests)] if requests else ["--duration", str(duration)]
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = Path(fh.name)
+    stop_file = out.with_suffix(".stop")
+    if during is not None:
+        amount += ["--times", "--stop-file", str(stop_file)]
     command = [
         sys.executable, str(HERE / "loadgen.py"), "--url", f"http://{HOST}:{port}/invocations",
         "--bodies", str(bodies), "--out", str(out), "--concurrency", str(concurrency), *amount,
@@ -214,6 +227,9 @@ def run_client(
     launched = time.monotonic()
     deadline = launched + CLIENT_TIMEOUT
     try:
+        if during is not None:
+            during()
+            stop_file.touch()
         while True:
             try:
                 proc.wait(timeout=0.5)
@@ -232,6 +248,7 @@ def run_client(
     finally:
         stop(proc)
         out.unlink(missing_ok=True)
+        stop_file.unlink(missing_ok=True)
     result["server_cpu"] = server_cpu
     result["other_cpu"] = max(0.0, machine_cpu - server_cpu - result["client_cpu"])
     result["rss_samples"] = samples
@@ -437,12 +454,67 @@ class CaptureBytes:
         return out
 
 
-def pair_cost(with_capture: dict, without: dict) -> tuple[float, float]:
-    """The capture's cost in one pair of runs: throughput lost, and server CPU seconds per
+@dataclass
+class Phase:
+    """One phase of the capture's cost: capture on or paused, its window of measurement
+    (``time.perf_counter()``), the server's CPU seconds and the requests answered in it."""
+
+    on: bool
+    start: float
+    end: float
+    server_cpu: float
+    requests: int = 0
+
+    @property
+    def throughput(self) -> float:
+        if not self.requests:
+            raise RuntimeError("no request was answered in a phase of the capture's cost")
+        return self.requests / (self.end - self.start)
+
+
+def pair_cost(on: Phase, paused: Phase) -> tuple[float, float]:
+    """The capture's cost in one pair of phases: throughput lost, and server CPU seconds per
     request added (steadier than throughput: a busy moment elsewhere slows both alike)."""
-    lost = 1 - with_capture["throughput"] / without["throughput"]
-    per = with_capture["server_cpu"] / with_capture["requests"]
-    return lost, per / (without["server_cpu"] / without["requests"]) - 1
+    lost = 1 - on.throughput / paused.throughput
+    per = on.server_cpu / on.requests
+    return lost, per / (paused.server_cpu / paused.requests) - 1
+
+
+def capture_cost(
+    ours: Server, bodies: Path, concurrency: int, capture: Callable[[bool], None]
+) -> tuple[list[tuple[float, float]], dict]:
+    """The capture's cost at one point: one run of load on ours, its capture switched on
+    and paused live (``capture(on)``) in ``COST_PAIRS`` pairs of phases, in the order on,
+    paused, paused, on, ... so a drift of the machine's speed hits both states alike. A
+    phase is measured for ``COST_WINDOW`` s from ``COST_SETTLE`` s after the server
+    confirmed the switch: the requests the client saw answered, and the server's CPU.
+    Returns per pair (see ``pair_cost``) and the run, its throughput that of the paused
+    phases."""
+    phases: list[Phase] = []
+
+    def switch() -> None:
+        time.sleep(COST_SETTLE)  # the client's processes start and connect
+        for i in range(2 * COST_PAIRS):
+            on = i % 4 in (0, 3)
+            capture(on)
+            time.sleep(COST_SETTLE)
+            start, cpu = time.perf_counter(), cpu_seconds(ours.pids)
+            time.sleep(COST_WINDOW)
+            phases.append(Phase(on, start, time.perf_counter(), cpu_seconds(ours.pids) - cpu))
+        capture(True)
+
+    result = ours.load(bodies, concurrency, duration=CLIENT_TIMEOUT, during=switch)
+    done = np.sort(np.asarray(result.pop("done")))
+    for phase in phases:
+        phase.requests = int(np.searchsorted(done, phase.end) - np.searchsorted(done, phase.start))
+    pairs = []
+    for first, second in zip(phases[::2], phases[1::2], strict=True):
+        on, paused = (first, second) if first.on else (second, first)
+        pairs.append(pair_cost(on, paused))
+    stopped = [p for p in phases if not p.on]
+    answered = sum(p.requests for p in stopped)
+    result["throughput"] = answered / sum(p.end - p.start for p in stopped)
+    return pairs, result
 
 
 def compare(
@@ -454,11 +526,9 @@ def compare(
 ) -> tuple[float, list[list[tuple[float, float]]], list[dict]]:
     """Warm-up, then each measurement on the servers back to back, ``ROUNDS`` times in turn,
     so load from elsewhere on the machine hits them alike; each server's result is its
-    median round by throughput. Then ``CAPTURE_PAIRS`` pairs of runs of the first server
-    with capture on and paused (``capture(on)``), in turn first. Returns the largest
-    difference of the servers' predictions, per measurement the capture's cost in each pair
-    (see ``pair_cost``) and the median paused run: a pair measured seconds apart in one
-    process is disturbed alike."""
+    median round by throughput. Then the capture's cost on the first server (see
+    ``capture_cost``). Returns the largest difference of the servers' predictions, and per
+    measurement the capture's cost in each pair of phases and the run it was measured in."""
     answers = [np.asarray(s.post(probe)["predictions"]["output"]) for s in servers]
     for server in servers:
         server.load(bodies[1], 4, requests=WARMUP_REQUESTS)
@@ -475,18 +545,10 @@ def compare(
                 runs[server.name].append(server.load(bodies[batch], concurrency, duration=seconds))
                 if server is servers[0]:
                     kept.record(batch, server.sent)
-        ours = servers[0]
-        pairs = []
-        for n in range(CAPTURE_PAIRS):
-            done = {}
-            for on in (True, False) if n % 2 else (False, True):
-                capture(on)
-                done[on] = ours.load(bodies[batch], concurrency, duration=seconds)
-                kept.record(batch, ours.sent)
-            pairs.append((done[True], done[False]))
-        capture(True)
-        costs.append([pair_cost(a, b) for a, b in pairs])
-        paused.append(sorted((b for _, b in pairs), key=lambda r: r["throughput"])[len(pairs) // 2])
+        pairs, run = capture_cost(servers[0], bodies[batch], concurrency, capture)
+        kept.record(batch, servers[0].sent)
+        costs.append(pairs)
+        paused.append(run)
         for server in servers:
             result = sorted(runs[server.name], key=lambda r: r["throughput"])[
                 len(runs[server.name]) // 2
@@ -552,14 +614,16 @@ def report(
         met = throughput >= 3 and p99 <= 0.5
         all_met &= met
         cost_met &= cost <= 0.10
-        each = " ".join(f"{c:+.0%}" for c, _ in rounds)
+        lost = sorted(c for c, _ in rounds)
+        quartiles = f"{lost[len(lost) // 4]:+.1%} to {lost[(3 * len(lost)) // 4]:+.1%}"
         print(
             f"    {label:<24} RATIO throughput {throughput:5.2f}x  p99 {p99:5.2f}x "
             f"({_verdict(met)}); capture paused {b['throughput'] / t['throughput']:.2f}x"
         )
         print(
             f"    {'':<24} capture costs {cost:+6.1%} throughput ({_verdict(cost <= 0.10)}), "
-            f"median of {len(rounds)} pairs ({each}); {cpu:+.1%} server CPU per request"
+            f"median of {len(rounds)} pairs (quartiles {quartiles}); {cpu:+.1%} server CPU "
+            "per request"
         )
     print(f"    goals >= 3x throughput, <= 0.5x p99 at every point: {_verdict(all_met)}")
     print(f"    goal capture costs <= 10 % throughput at every point: {_verdict(cost_met)}")
@@ -611,10 +675,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:
-        global SOAK_SECONDS, ROUNDS, CAPTURE_PAIRS
+        global SOAK_SECONDS, ROUNDS, COST_PAIRS
         SOAK_SECONDS = 5.0
         ROUNDS = 1
-        CAPTURE_PAIRS = 1
+        COST_PAIRS = 2
         MEASUREMENTS[:] = [(label, b, c, t / 10) for label, b, c, t in MEASUREMENTS]
     # a SIGTERM unwinds like Ctrl-C, so the servers started here are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -1,8 +1,11 @@
 """HTTP load client for MLflow-protocol scoring servers, the same for every server measured.
 
 ``python loadgen.py --url URL --bodies FILE --out FILE --concurrency N (--requests N |
---duration S)`` writes one JSON object to ``--out``: requests, errors, wall seconds, latencies
-(seconds, one per request) and the client's own CPU seconds.
+--duration S) [--times] [--stop-file PATH]`` writes one JSON object to ``--out``: requests,
+errors, wall seconds, latencies (seconds, one per request) and the client's own CPU seconds;
+with ``--times`` also ``done``, when each request was answered (``time.perf_counter()``,
+CLOCK_MONOTONIC: comparable with the clock of another process), in no particular order.
+With ``--stop-file`` a run of ``--duration`` also ends once that file exists.
 
 Each of the N client processes keeps one keep-alive ``http.client.HTTPConnection`` and sends
 pre-encoded JSON bodies back to back (closed loop). The processes start together behind a
@@ -18,6 +21,7 @@ import array
 import http.client
 import json
 import multiprocessing as mp
+import os
 import resource
 import time
 from urllib.parse import urlsplit
@@ -36,10 +40,12 @@ def _worker(
     duration: float,
     barrier: mp.synchronize.Barrier,
     out: mp.connection.Connection,
+    stop_file: str | None = None,
 ) -> None:
     conn = http.client.HTTPConnection(host, port, timeout=30)
     conn.connect()
     latencies = array.array("d")
+    done = array.array("d")
     errors = 0
     first_error = ""
     n_bodies = len(bodies)
@@ -54,7 +60,7 @@ def _worker(
                 if tickets.value >= total:
                     break
                 tickets.value += 1
-        elif clock() >= deadline:
+        elif clock() >= deadline or (stop_file and i % 64 == 0 and os.path.exists(stop_file)):
             break
         body = bodies[i % n_bodies]
         i += 1
@@ -68,14 +74,16 @@ def _worker(
             status, data = 0, repr(err).encode()
             conn.close()
             conn = http.client.HTTPConnection(host, port, timeout=30)
-        latencies.append(clock() - sent)
+        answered = clock()
+        latencies.append(answered - sent)
+        done.append(answered)
         if status != 200:
             errors += 1
             if not first_error:
                 first_error = f"{status}: {data[:200].decode(errors='replace')}"
     end = clock()
     conn.close()
-    out.send((start, end, latencies.tobytes(), errors, first_error))
+    out.send((start, end, latencies.tobytes(), errors, first_error, done.tobytes()))
     out.close()
 
 
@@ -86,6 +94,8 @@ def run(
     *,
     requests: int | None = None,
     duration: float | None = None,
+    times: bool = False,
+    stop_file: str | None = None,
 ) -> dict:
     """Closed-loop load on ``url`` (``http://host:port/invocations``); see the module doc."""
     if (requests is None) == (duration is None):
@@ -102,7 +112,7 @@ def run(
             target=_worker,
             args=(
                 parts.hostname, parts.port, parts.path or "/", bodies, k * 7919, tickets,
-                requests or 0, duration or 0.0, barrier, send,
+                requests or 0, duration or 0.0, barrier, send, stop_file,
             ),
         )  # fmt: skip
         proc.start()
@@ -114,11 +124,14 @@ def run(
         proc.join()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     latencies: list[float] = []
-    for _, _, raw, _, _ in results:
-        chunk = array.array("d")
-        chunk.frombytes(raw)
-        latencies.extend(chunk)
+    done: list[float] = []
+    for _, _, raw, _, _, answered in results:
+        for values, raw_values in ((latencies, raw), (done, answered)):
+            chunk = array.array("d")
+            chunk.frombytes(raw_values)
+            values.extend(chunk)
     first_errors = [r[4] for r in results if r[4]]
+    extra = {"done": done} if times else {}
     return {
         "requests": len(latencies),
         "errors": sum(r[3] for r in results),
@@ -126,6 +139,7 @@ def run(
         "wall": max(r[1] for r in results) - min(r[0] for r in results),
         "latencies": latencies,
         "client_cpu": usage.ru_utime + usage.ru_stime,
+        **extra,
     }
 
 
@@ -138,10 +152,15 @@ def main(argv: list[str] | None = None) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--requests", type=int)
     group.add_argument("--duration", type=float)
+    parser.add_argument("--times", action="store_true", help="also when each was answered")
+    parser.add_argument("--stop-file", help="end a --duration run once this file exists")
     args = parser.parse_args(argv)
     with open(args.bodies, encoding="utf-8") as fh:
         bodies = [json.dumps(b, separators=(",", ":")).encode() for b in json.load(fh)]
-    result = run(args.url, bodies, args.concurrency, requests=args.requests, duration=args.duration)
+    result = run(
+        args.url, bodies, args.concurrency, requests=args.requests, duration=args.duration,
+        times=args.times, stop_file=args.stop_file,
+    )  # fmt: skip
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, cast
 
 import numpy as np
@@ -98,6 +99,13 @@ def _list_column(
 _RAW_KINDS = frozenset("biufc")
 
 
+#: ``take`` of a request that is not of the queue's signature, and of one with no room left
+OTHER = -1
+NO_ROOM = -2
+#: (dtype, shape) of an array, in one C call
+_DTYPE_AND_SHAPE = attrgetter("dtype", "shape")
+
+
 class Pending:
     """The queued requests of one signature (names, dtypes, instance shapes), kept column by
     column in C-level buffers until the writer's next flush: a request's tensors are copied
@@ -106,8 +114,9 @@ class Pending:
     column as one buffer, with no Python work per request."""
 
     __slots__ = (
-        "columns", "context", "latencies", "protocols", "request_ids", "rows", "tensors",
-        "times", "versions", "width",
+        "_counts", "_fast", "_names", "_raws", "_shapes", "_size", "columns", "context",
+        "counts", "latencies", "protocols", "request_ids", "rows", "tensors", "times",
+        "versions", "width",
     )  # fmt: skip
 
     def __init__(
@@ -126,75 +135,128 @@ class Pending:
         self.tensors = [_Queued("in", n, a) for n, a in inputs.items()]
         self.width = len(self.tensors)  # the inputs among them
         self.tensors += [_Queued("out", n, a) for n, a in outputs.items()]
+        #: instances per request of each tensor, request after request
+        self.counts = array("q")
         self.columns = columns
         self.context: dict[str, list[Any]] = {name: [] for name in context or {}}
+        self._raws = [t.raw for t in self.tensors if t.raw is not None]
+        self._names = [t.name for t in self.tensors]
+        #: every tensor raw bytes and no context: ``take`` queues requests of this signature
+        self._fast = not self.context and len(self._raws) == len(self.tensors)
+        # the last request ``take`` queued: (dtype, shape) of its tensors, their instance
+        # counts and bytes; a request of the same shapes (most are) needs no other check
+        self._shapes: list[tuple[np.dtype, tuple[int, ...]]] | None = None
+        self._counts = array("q")
+        self._size = 0
 
-    def fits(
+    def take(
         self,
+        time: float,
+        version: str,
+        protocol: str,
+        latency_s: float,
+        request_id: str | None,
         inputs: dict[str, np.ndarray],
         outputs: dict[str, np.ndarray],
         columns: bool,
-        context: dict[str, Any] | None,
+        room: int,
     ) -> int:
-        """The bytes of a request of this signature, -1 for one of another. Cheaper than
-        building the request's signature: it runs once per captured request."""
-        if columns is not self.columns or context or self.context:
-            return -1
-        tensors = self.tensors
-        if len(inputs) != self.width or len(inputs) + len(outputs) != len(tensors):
-            return -1
-        size = i = 0
-        for tensors_of in (inputs, outputs):
-            for name, a in tensors_of.items():
-                t = tensors[i]
-                shape = a.shape
-                if (
-                    name != t.name
-                    or (a.dtype is not t.dtype and a.dtype != t.dtype)
-                    or len(shape) != t.ndim
-                    or shape[1:] != t.instance
-                ):
-                    return -1
-                size += a.nbytes
-                i += 1
-        return size
+        """Queue a request with no context if it is of this signature and its tensors fit in
+        ``room`` bytes: its bytes. Else queue nothing: ``OTHER`` (another signature, or a
+        request ``add`` queues) or ``NO_ROOM``. The request path of almost every request:
+        a few C calls, no Python loop over its tensors' properties."""
+        if not self._fast or columns is not self.columns:
+            return OTHER
+        arrays = [*inputs.values(), *outputs.values()]
+        shapes = list(map(_DTYPE_AND_SHAPE, arrays))
+        if (shapes != self._shapes or [*inputs, *outputs] != self._names) and (
+            len(inputs) != self.width or not self._learn(inputs, outputs, shapes)
+        ):
+            return OTHER
+        if self._size > room:
+            return NO_ROOM
+        raws = self._raws
+        i = 0
+        try:
+            for i, a in enumerate(arrays):
+                raws[i].extend(a)
+        except BaseException as err:
+            self._take_back(i, arrays)
+            if not isinstance(err, TypeError):
+                raise
+            # a view that is not contiguous: the copy that handles any array
+            self.add(time, version, protocol, latency_s, request_id, inputs, outputs)
+            return self._size
+        self.counts.extend(self._counts)
+        self.rows += 1
+        self.times.append(time)
+        self.latencies.append(latency_s)
+        self.versions.append(version)
+        self.protocols.append(protocol)
+        self.request_ids.append(request_id)
+        return self._size
+
+    def _learn(
+        self,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        shapes: list[tuple[np.dtype, tuple[int, ...]]],
+    ) -> bool:
+        """Whether tensors of these names and ``shapes`` are of this signature (names,
+        dtypes, dimensions, instance shapes); if so, they become the ones ``take`` expects."""
+        if len(shapes) != len(self.tensors):
+            return False
+        for t, name, (dtype, shape) in zip(self.tensors, [*inputs, *outputs], shapes, strict=True):
+            if (
+                name != t.name
+                or dtype != t.dtype
+                or len(shape) != t.ndim
+                or shape[1:] != t.instance
+            ):
+                return False
+        self._shapes = shapes
+        self._counts = array("q", [shape[0] if shape else 1 for _, shape in shapes])
+        self._size = sum(
+            t.dtype.itemsize * int(np.prod(s))
+            for t, (_, s) in zip(self.tensors, shapes, strict=True)
+        )
+        return True
 
     def add(
         self,
         time: float,
         version: str,
         protocol: str,
-        latency_ms: float,
+        latency_s: float,
         request_id: str | None,
         inputs: dict[str, np.ndarray],
         outputs: dict[str, np.ndarray],
         context: dict[str, Any] | None = None,
     ) -> None:
-        """Queue one request of this signature. A request that cannot be copied leaves the
-        queue as it was, and raises."""
-        tensors = self.tensors
-        i = 0
+        """Queue one request of this signature, any request ``take`` does not. A request
+        that cannot be copied leaves the queue as it was, and raises."""
+        arrays = [*inputs.values(), *outputs.values()]
+        counts = array("q")
+        copied = 0
         try:
-            for tensors_of in (inputs, outputs):
-                for a in tensors_of.values():
-                    t = tensors[i]
-                    raw = t.raw
-                    if raw is None:
-                        t.arrays.append(a)
-                    else:
-                        count = len(a) if t.ndim else 1
-                        try:
-                            raw.extend(a)
-                        except TypeError:  # not contiguous
-                            raw.extend(np.ascontiguousarray(a))
-                        t.counts.append(count)
-                    i += 1
+            for t, a in zip(self.tensors, arrays, strict=True):
+                counts.append(len(a) if t.ndim else 1)
+                raw = t.raw
+                if raw is None:
+                    t.arrays.append(a)
+                else:
+                    try:
+                        raw.extend(a)
+                    except TypeError:  # not contiguous
+                        raw.extend(np.ascontiguousarray(a))
+                copied += 1
         except BaseException:
-            self._take_back(i, inputs, outputs)
+            self._take_back(copied, arrays)
             raise
+        self.counts.extend(counts)
         self.rows += 1
         self.times.append(time)
-        self.latencies.append(latency_ms)
+        self.latencies.append(latency_s)
         self.versions.append(version)
         self.protocols.append(protocol)
         self.request_ids.append(request_id)
@@ -202,17 +264,13 @@ class Pending:
             for name, values in self.context.items():
                 values.append(context[name])
 
-    def _take_back(
-        self, copied: int, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
-    ) -> None:
+    def _take_back(self, copied: int, arrays: list[np.ndarray]) -> None:
         """Undo the first ``copied`` tensors of a request whose next one failed to copy."""
-        arrays = [*inputs.values(), *outputs.values()]
         for t, a in zip(self.tensors[:copied], arrays, strict=False):
             if t.raw is None:
                 t.arrays.pop()
             else:
                 del t.raw[len(t.raw) - a.nbytes :]
-                t.counts.pop()
 
     def record_batch(self) -> Any:
         """One row per queued request, in the order they came."""
@@ -229,11 +287,12 @@ class Pending:
             _numbers(np.frombuffer(self.times, np.float64)),
             _strings(self.versions),
             _strings(self.protocols),
-            _numbers(np.frombuffer(self.latencies, np.float64)),
+            _numbers(np.frombuffer(self.latencies, np.float64) * 1000),
             _strings(self.request_ids),
         ]
-        for tensor in self.tensors:
-            column, meta = tensor.column()
+        counts = np.frombuffer(self.counts, np.int64).reshape(self.rows, len(self.tensors))
+        for j, tensor in enumerate(self.tensors):
+            column, meta = tensor.column(counts[:, j])
             if self.columns:
                 meta[b"column"] = b"1"
             fields.append(pa.field(f"{tensor.kind}.{tensor.name}", column.type, metadata=meta))
@@ -248,10 +307,10 @@ class Pending:
 
 
 class _Queued:
-    """One input or output of queued requests: numbers as their raw bytes and the number of
-    instances per request; any other dtype as the arrays themselves."""
+    """One input or output of queued requests: numbers as their raw bytes, any other dtype
+    as the arrays themselves."""
 
-    __slots__ = ("arrays", "counts", "dtype", "instance", "kind", "name", "ndim", "raw")
+    __slots__ = ("arrays", "dtype", "instance", "kind", "name", "ndim", "raw")
 
     def __init__(self, kind: str, name: str, first: np.ndarray):
         self.kind, self.name = kind, name
@@ -259,14 +318,13 @@ class _Queued:
         self.ndim = first.ndim
         self.instance = first.shape[1:]
         self.raw = bytearray() if first.dtype.kind in _RAW_KINDS else None
-        self.counts = array("q")
         self.arrays: list[np.ndarray] = []
 
-    def column(self) -> tuple[Any, dict[bytes, bytes]]:
+    def column(self, counts: np.ndarray) -> tuple[Any, dict[bytes, bytes]]:
+        """The column of the queued requests, of ``counts[i]`` instances in request i."""
         if self.raw is None:
             return _tensor_column(self.arrays)
         values = _numbers(np.frombuffer(self.raw, self.dtype))
-        counts = np.frombuffer(self.counts, np.int64)
         return _list_column(values, counts, self.instance, self.dtype)
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..config import CaptureSettings, capture_settings
-from .capture_arrow import Pending
+from .capture_arrow import NO_ROOM, OTHER, Pending
 from .config_file import FILE_MODE, private_dir
 
 SEGMENT_GLOB = "capture-*.arrows"
@@ -179,11 +179,14 @@ class CaptureWriter:
             settings.segment_age, settings.max_age / 2 if settings.max_age else float("inf")
         )
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         #: what queued since the last flush, by signature, in the order first seen
         self._pending: dict[tuple[Any, ...], Pending] = {}
         #: the one of them the last request went to: most requests go where the last one did
         self._last: Pending | None = None
-        self._queued_bytes = 0
+        #: bytes the queue may still take; past half full, the writer is woken at once
+        self._room = settings.queue_bytes
+        self._wake_below = settings.queue_bytes // 2
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._rate = settings.sample_rate
@@ -225,26 +228,35 @@ class CaptureWriter:
             with self._lock:
                 self.dropped["sampled"] += 1
             return
-        cap = self.settings.queue_bytes
+        now = time.time()
         with self._lock:
+            pending = self._last
             try:
-                pending = self._last
-                size = -1 if pending is None else pending.fits(inputs, outputs, columns, context)
-                if pending is None or size < 0:  # another signature than the last request's
+                if pending is None:
+                    size = OTHER
+                else:
+                    size = pending.take(
+                        now, version, protocol, latency_s, request_id, inputs, outputs,
+                        columns, self._room,
+                    )  # fmt: skip
+                if size == OTHER:  # another signature than the last request's, or context
                     pending, size = self._pending_for(inputs, outputs, columns, context)
-                if self._queued_bytes + size > cap:
-                    self.dropped["queue_full"] += 1
-                    return
-                pending.add(
-                    time.time(), version, protocol, latency_s * 1000, request_id, inputs,
-                    outputs, context,
-                )  # fmt: skip
+                    if size <= self._room:
+                        pending.add(
+                            now, version, protocol, latency_s, request_id, inputs, outputs,
+                            context,
+                        )  # fmt: skip
+                    else:
+                        size = NO_ROOM
             except Exception:  # a capture fault costs this capture, counted, never a request
                 self.dropped["write_error"] += 1
                 return
-            self._queued_bytes += size
-            full = self._queued_bytes > cap >> 1
-        if full:  # do not wait for the next tick while the queue fills
+            if size == NO_ROOM:
+                self.dropped["queue_full"] += 1
+                return
+            self._room -= size
+            wake = self._room < self._wake_below
+        if wake:  # do not wait for the next tick while the queue fills
             self._wake.set()
 
     def _pending_for(
@@ -288,11 +300,16 @@ class CaptureWriter:
             os.close(self._stats_fd)
 
     def flush(self) -> None:
-        """Write what queued; never raises (a capture fault must not stop the server)."""
+        """Write what queued; never raises (a capture fault must not stop the server). One
+        flush at a time: the writer's thread flushes, and so may its owner."""
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             queued, self._pending = self._pending, {}
             self._last = None
-            self._queued_bytes = 0
+            self._room = self.settings.queue_bytes
         unwritten = sum(p.rows for p in queued.values())
         try:
             for signature, requests in queued.items():

@@ -181,3 +181,23 @@ def test_a_request_that_cannot_be_copied_costs_its_capture_alone(
     stats = read_stats(tmp_path)
     assert stats["written"] == 3
     assert stats["dropped"]["write_error"] == 2
+
+
+def test_batch_sizes_that_change_and_a_renamed_tensor(tmp_path: Path) -> None:
+    """Requests of one signature in batches of 1, 3 and 2 in turn, and one whose input has
+    the same dtype and shape under another name (its own signature): each reads back with
+    its own number of instances, under its own name."""
+    sizes = [1, 3, 1, 2, 2, 3, 1]
+    requests = [
+        (f"r{i}", {"x": np.full((n, 4), i, np.float32)}, {"y": np.full((n, 2), -i, np.int64)})
+        for i, n in enumerate(sizes)
+    ]
+    # the shapes of the request before it: only its name tells them apart
+    renamed = ("z", {"z": np.full((2, 4), 9, np.float32)}, {"y": np.full((2, 2), 9, np.int64)})
+    written(tmp_path, [*requests[:4], renamed, *requests[4:]])
+    rows = {r["request_id"]: r for r in rows_of(tmp_path)}
+    assert len(rows) == len(requests) + 1
+    for rid, inputs, outputs in requests:
+        check(rows[rid], inputs, outputs)
+    assert "in.x" not in rows["z"]
+    check(rows["z"], renamed[1], renamed[2])

@@ -117,7 +117,7 @@ def test_rows_of_a_batch_get_the_request_id_and_their_index() -> None:
 )
 def test_request_ids_read_back_as_written(ids: list[str | None]) -> None:
     entries = [
-        (float(i), "1", "mlflow", 0.1, rid, {"input": X[:1]}, {"output": X[:1, :3]})
+        (float(i), "1", "mlflow", 0.0001, rid, {"input": X[:1]}, {"output": X[:1, :3]})
         for i, rid in enumerate(ids)
     ]
     batch = record_batch(entries)
@@ -129,8 +129,8 @@ def test_request_ids_read_back_as_written(ids: list[str | None]) -> None:
 def test_segments_and_json_lines_written_without_ids_read_as_none(tmp_path: Path) -> None:
     """Captures from before request ids: the column is there, every value None."""
     entries = [
-        (1.0, "1", "mlflow", 0.1, None, {"input": X[:2]}, {"output": X[:2, :3]}),
-        (2.0, "1", "v2", 0.1, None, {"input": X[:1]}, {"output": X[:1, :3]}),
+        (1.0, "1", "mlflow", 0.0001, None, {"input": X[:2]}, {"output": X[:2, :3]}),
+        (2.0, "1", "v2", 0.0001, None, {"input": X[:1]}, {"output": X[:1, :3]}),
     ]
     batch = record_batch(entries)
     old = batch.select([n for n in batch.schema.names if n != "request_id"])
