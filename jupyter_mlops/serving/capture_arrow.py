@@ -187,14 +187,26 @@ class Pending:
             # a view that is not contiguous: the copy that handles any array
             self.add(time, version, protocol, latency_s, request_id, inputs, outputs)
             return self._size
-        self.counts.extend(self._counts)
+        self._row(self._counts, time, version, protocol, latency_s, request_id)
+        return self._size
+
+    def _row(
+        self,
+        counts: array[int],
+        time: float,
+        version: str,
+        protocol: str,
+        latency_s: float,
+        request_id: str | None,
+    ) -> None:
+        """The rest of a request whose tensors were copied in."""
+        self.counts.extend(counts)
         self.rows += 1
         self.times.append(time)
         self.latencies.append(latency_s)
         self.versions.append(version)
         self.protocols.append(protocol)
         self.request_ids.append(request_id)
-        return self._size
 
     def _learn(
         self,
@@ -253,13 +265,7 @@ class Pending:
         except BaseException:
             self._take_back(copied, arrays)
             raise
-        self.counts.extend(counts)
-        self.rows += 1
-        self.times.append(time)
-        self.latencies.append(latency_s)
-        self.versions.append(version)
-        self.protocols.append(protocol)
-        self.request_ids.append(request_id)
+        self._row(counts, time, version, protocol, latency_s, request_id)
         if context:
             for name, values in self.context.items():
                 values.append(context[name])
