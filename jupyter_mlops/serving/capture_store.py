@@ -184,6 +184,9 @@ class CaptureWriter:
         self._pending: dict[tuple[Any, ...], Pending] = {}
         #: the one of them the last request went to: most requests go where the last one did
         self._last: Pending | None = None
+        #: the ones of the last flush, written and emptied, for the next requests of their
+        #: signatures: their buffers keep the memory they grew to (see ``Pending.reset``)
+        self._spare: dict[tuple[Any, ...], Pending] = {}
         #: bytes the queue may still take; past half full, the writer is woken at once
         self._room = settings.queue_bytes
         self._wake_below = settings.queue_bytes // 2
@@ -271,7 +274,10 @@ class CaptureWriter:
         signature = _signature(inputs, outputs, columns, context)
         pending = self._pending.get(signature)
         if pending is None:
-            pending = self._pending[signature] = Pending(inputs, outputs, columns, context)
+            pending = self._spare.pop(signature, None)
+            if pending is None:
+                pending = Pending(inputs, outputs, columns, context)
+            self._pending[signature] = pending
         self._last = pending
         size = 0
         for tensors in (inputs, outputs):
@@ -311,16 +317,20 @@ class CaptureWriter:
             self._last = None
             self._room = self.settings.queue_bytes
         unwritten = sum(p.rows for p in queued.values())
+        spare: dict[tuple[Any, ...], Pending] = {}
         try:
             for signature, requests in queued.items():
-                if not requests.rows:  # made for a request then dropped: queue full
-                    continue
-                self._write(signature, requests)
-                unwritten -= requests.rows
+                if requests.rows:  # else made for a request then dropped: queue full
+                    self._write(signature, requests)
+                    unwritten -= requests.rows
+                if requests.reset():
+                    spare[signature] = requests
             self._expire()
         except Exception:  # a fault here must cost captures, counted, never requests
             self._count("write_error", unwritten)
             self._abandon_segment()
+        with self._lock:
+            self._spare = spare
         self._save_stats()
 
     def _count(self, reason: str, n: int) -> None:

@@ -201,3 +201,63 @@ def test_batch_sizes_that_change_and_a_renamed_tensor(tmp_path: Path) -> None:
         check(rows[rid], inputs, outputs)
     assert "in.x" not in rows["z"]
     check(rows["z"], renamed[1], renamed[2])
+
+
+def test_requests_after_a_flush_read_back_whole_in_the_emptied_queue(tmp_path: Path) -> None:
+    """A flush empties each signature's queue for its next requests, its buffers keeping
+    their memory: the requests queued after it, fewer and smaller than before, read back as
+    answered, with nothing left of the flush before; a signature with strings (queued as
+    arrays) too."""
+    rounds = [[5, 5, 5, 4], [1], [3, 2], [6]]
+    expected = []
+    writer = CaptureWriter(tmp_path, {"max_bytes": "1GB"}, interval=3600)
+    try:
+        for r, sizes in enumerate(rounds):
+            for j, n in enumerate(sizes):
+                k = 10 * r + j
+                numbers = ({"x": np.full((n, 4), k, np.float32)}, {"y": np.arange(n) + k})
+                words = np.array([f"w{k}.{i}" for i in range(n)], dtype=object)
+                texts = ({"x": words}, {"y": np.full((n, 2), k, np.int16)})
+                for rid, (inputs, outputs) in ((f"n{k}", numbers), (f"t{k}", texts)):
+                    writer.add("1", "mlflow", 0.001, inputs, outputs, rid)
+                    expected.append((rid, inputs, outputs))
+            writer.flush()
+    finally:
+        writer.close()
+    rows = rows_of(tmp_path)  # each flush writes one record batch per signature
+    assert sorted(r["request_id"] for r in rows) == sorted(rid for rid, _, _ in expected)
+    by_id = {r["request_id"]: r for r in rows}
+    for rid, inputs, outputs in expected:
+        check(by_id[rid], inputs, outputs)
+
+
+def test_a_queue_still_read_is_not_emptied() -> None:
+    """A record batch of the queue reads its buffers in place: while one is alive, the queue
+    refuses to be emptied for reuse, and the batch keeps its values."""
+    from jupyter_mlops.serving.capture_arrow import Pending
+
+    x, y = np.arange(8, dtype=np.float32).reshape(2, 4), np.array([3, 4])
+    queue = Pending({"x": x}, {"y": y})
+    queue.add(0.0, "1", "mlflow", 0.001, "r0", {"x": x}, {"y": y})
+    batch = queue.record_batch()
+    assert not queue.reset()
+    assert batch.column("in.x").to_pylist() == [x.tolist()]
+    assert queue.rows == 1
+    del batch
+    assert queue.reset()
+    assert queue.rows == 0
+    queue.add(0.0, "1", "mlflow", 0.001, "r1", {"x": x[:1] + 1}, {"y": y[:1]})
+    assert queue.record_batch().column("in.x").to_pylist() == [[(x[0] + 1).tolist()]]
+
+
+def test_a_queue_that_held_far_less_than_it_grew_to_is_not_kept() -> None:
+    """The memory a queue keeps for reuse follows the traffic down: once it held under a
+    quarter of what its buffers grew to, it is let go."""
+    from jupyter_mlops.serving.capture_arrow import Pending
+
+    x, y = np.zeros((8, 4), np.float32), np.zeros(8, np.int64)
+    queue = Pending({"x": x}, {"y": y})
+    queue.add(0.0, "1", "mlflow", 0.001, "big", {"x": x}, {"y": y})
+    assert queue.reset()
+    queue.add(0.0, "1", "mlflow", 0.001, "small", {"x": x[:1]}, {"y": y[:1]})
+    assert not queue.reset()
