@@ -376,8 +376,7 @@ class CaptureWriter:
         try:
             opened = self._open or self._open_segment(signature, header, direct)
             segment = opened.segment
-            message = self._serialized(record, size)
-            data = _pad_in_place(message) if opened.direct else message[:size]
+            data = _padded(*self._serialized(record, size, -size % BLOCK if opened.direct else 0))
             _write_all(opened.fd, data)
         except OSError as err:
             full = err.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -437,15 +436,15 @@ class CaptureWriter:
             self._aligned = held[start : start + len(held) - BLOCK].data
         return self._aligned[:size]
 
-    def _serialized(self, record: Any, size: int) -> memoryview:
-        """The record batch's IPC message, ``size`` bytes, written by Arrow into page-aligned
-        memory with room after it to pad it to whole blocks."""
+    def _serialized(self, record: Any, size: int, pad: int) -> tuple[memoryview, int]:
+        """The record batch's IPC message, ``size`` bytes, written by Arrow into memory
+        ``pad`` bytes past a page boundary, with those bytes before it (see ``_padded``)."""
         import pyarrow as pa
 
         head = record.schema.serialize().size
-        # the stream writer puts the schema first: it goes just before a block boundary
-        lead = -head % BLOCK
-        memory = self._memory(lead + head + size + BLOCK)
+        # the stream writer puts the schema first: it ends ``pad`` bytes past a boundary
+        lead = (pad - head) % BLOCK
+        memory = self._memory(lead + head + size + len(_END))  # the stream writer ends it
         sink = pa.FixedSizeBufferWriter(pa.py_buffer(memory[lead:]))
         with pa.ipc.new_stream(sink, record.schema) as stream:
             stream.write_batch(record)
@@ -453,14 +452,15 @@ class CaptureWriter:
         if written < size:
             raise ValueError(f"a capture batch of {size} bytes serialized to {written}")
         start = lead + head
-        return memory[start : start + size + BLOCK]
+        return memory[start - pad : start + size], pad
 
     def _block_padded(self, message: bytes) -> memoryview:
         """A small IPC message (the schema, the end marker) padded to whole blocks in
         page-aligned memory."""
-        memory = self._memory(len(message) + BLOCK)
-        memory[: len(message)] = message
-        return _pad_in_place(memory, len(message))
+        pad = -len(message) % BLOCK
+        memory = self._memory(pad + len(message))
+        memory[pad:] = message
+        return _padded(memory, pad)
 
     def _close_segment(self) -> None:
         if self._open is None:
@@ -542,23 +542,21 @@ class CaptureWriter:
 _END = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
-def _pad_in_place(memory: memoryview, size: int | None = None) -> memoryview:
-    """The IPC message (``ff ff ff ff``, metadata length, metadata, body) at the start of
-    ``memory`` (``size`` bytes; all of it but the last block when None), grown to end on a
-    block boundary: zeros added after its metadata, counted in the metadata's length, so a
-    reader reads the message unchanged. The end-of-stream marker (metadata length 0) ends
-    the stream: its zeros follow it."""
-    size = len(memory) - BLOCK if size is None else size
-    pad = -size % BLOCK
-    length = int.from_bytes(memory[4:8], "little")
-    if pad and length:
-        body = 8 + length
-        memory[body + pad : size + pad] = memory[body:size]  # a memmove, in place
-        memory[body : body + pad] = bytes(pad)
+def _padded(memory: memoryview, pad: int) -> memoryview:
+    """The IPC message (``ff ff ff ff``, metadata length, metadata, body) that follows
+    ``pad`` free bytes in ``memory``, grown by them: its start and metadata moved to the
+    front, zeros after the metadata, counted in its length, so a reader reads the message
+    unchanged, and the body (megabytes) stays where it is. The end-of-stream marker
+    (metadata length 0) ends the stream: its zeros follow it."""
+    if not pad:
+        return memory
+    length = int.from_bytes(memory[pad + 4 : pad + 8], "little")
+    head = 8 + length
+    memory[:head] = memory[pad : pad + head]
+    memory[head : head + pad] = bytes(pad)
+    if length:
         memory[4:8] = (length + pad).to_bytes(4, "little")
-    elif pad:
-        memory[size : size + pad] = bytes(pad)
-    return memory[: size + pad]
+    return memory
 
 
 def _set_direct(fd: int) -> None:
