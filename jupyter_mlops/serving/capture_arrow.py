@@ -115,7 +115,8 @@ class Pending:
     column as one buffer, with no Python work per request. Once written, the same object
     queues the next requests of its signature (``reset``): its buffers keep their memory.
     Growing a buffer of megabytes anew at every flush, by an eighth at a time, copied as it
-    grows, into fresh pages, cost a batch-64 request more than the rest of its capture."""
+    grows, into fresh pages, cost the request more than its copy (batch-64 requests in a
+    tight loop: about 10 us each, against 3 us into kept buffers)."""
 
     __slots__ = (
         "_counts", "_fast", "_names", "_raws", "_shapes", "_size", "columns", "context",
