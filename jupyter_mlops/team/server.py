@@ -40,6 +40,11 @@ CONNECT_TIMEOUT_S = 5
 #: seconds the server gets to finish its requests after SIGTERM before it is killed
 STOP_GRACE_S = 30.0
 MASK = "***"
+#: seconds an idle client connection stays open. uvicorn's own 5 s closed a pipeline's
+#: pooled connection while the next step's request was already on its way, and MLflow's
+#: client does not resend a run's creation (it may not be idempotent): the step failed on
+#: "Connection reset by peer". Idle gaps near two minutes are rarer than near five seconds.
+KEEP_ALIVE_S = 120
 
 
 @dataclass
@@ -76,6 +81,8 @@ class TeamServer:
             str(self.port),
             "--workers",
             str(self.workers),
+            "--uvicorn-opts",
+            f"--timeout-keep-alive {KEEP_ALIVE_S}",
         ]
         if self.host not in LOCAL_HOSTS:
             # MLflow refuses Host headers other than localhost unless told which to accept

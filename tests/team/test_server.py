@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import tempfile
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -100,8 +103,24 @@ def test_a_started_server_stores_runs_and_serves_artifacts(
         assert list((work / "artifacts").rglob("note.txt"))
         workers = tree(proc.pid)
         assert workers, "mlflow server started no worker process"
+        assert_an_idle_connection_is_kept(plan.url)
     finally:
         stop_server(proc)
     assert not [pid for pid in workers if alive(pid)], "a worker outlived the server"
     with pytest.raises(StoreError, match="cannot create"):
         plan_server("sqlite:////nonexistent-dir/x.db", str(work / "a"))
+
+
+def assert_an_idle_connection_is_kept(url: str) -> None:
+    """A client's pooled connection, idle past uvicorn's default keep-alive (5 s), still
+    answers: a server that closes it races the client's next request on it (reset by peer)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        for idle in (6, 0):
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            assert response.status == 200 and response.read() == b"OK"
+            time.sleep(idle)  # the idle gap itself is what is tested, not a wait for a state
+    finally:
+        conn.close()
