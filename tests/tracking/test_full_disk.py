@@ -99,10 +99,13 @@ def test_cells_run_on_a_full_disk_are_all_recorded_once_it_is_freed(tmp_path: Pa
             for i in range(FULL_CELLS):
                 # the drainer, ours, frees a page now and then while the disk is full (a
                 # drained journal segment, the store's WAL): taken back before each cell, so
-                # the disk stays full for all of them
+                # each starts on a full disk
                 ballast = fill(fs)
                 notices += execute(kc, f"full_{i} = {i}")
-            assert notices.count("cannot write the tracking journal") == 1, notices
+            # told once per outage, not once per cell; a page the drainer frees during a cell
+            # (after the refill) can let the journal save what waited and then fill again
+            outages = notices.count("cannot write the tracking journal")
+            assert outages == notices.count("journal is writable again") + 1, notices
             assert "No space left on device" in notices
             assert "wait in memory" in notices
             status = execute(kc, "%mlops status")
@@ -111,8 +114,10 @@ def test_cells_run_on_a_full_disk_are_all_recorded_once_it_is_freed(tmp_path: Pa
             saved = execute(kc, "after_0 = 0")
             # the 60 cells and the status cell, but for those that fit in the journal's
             # last page before the disk refused
-            found = re.search(r"writable again: (\d+) waiting record\(s\) saved$", saved.strip())
-            assert found and FULL_CELLS - 10 < int(found.group(1)) <= FULL_CELLS + 1, saved
+            pattern = r"writable again: (\d+) waiting record\(s\) saved"
+            assert re.search(pattern + "$", saved.strip()), saved
+            total = sum(int(n) for n in re.findall(pattern, notices + saved))
+            assert FULL_CELLS - 10 < total <= FULL_CELLS + 1, notices + saved
             for i in range(1, 5):
                 execute(kc, f"after_{i} = {i}")
             execute(kc, "%mlops flush")
