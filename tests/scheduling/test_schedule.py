@@ -83,6 +83,7 @@ def test_scheduled_monitor_raises_the_alert(lin: Settings, scheduler_server: Jup
     run = wait_until(
         lambda: (r := client.get_run(alert["run_id"])).data.tags.get(SCHEDULE_TAG) and r,
         "the monitor run tagged with its schedule",
+        timeout=JOB_S,
     )
     assert run.data.tags[SCHEDULE_TAG] == "monitor-prod"
     assert run.data.tags["mlops.kind"] == "monitor" and run.data.tags["mlops.alert"] == "true"
@@ -90,6 +91,7 @@ def test_scheduled_monitor_raises_the_alert(lin: Settings, scheduler_server: Jup
     [listed] = wait_until(
         lambda: (s := schedules(settings=lin)) and s[0].last_status == "COMPLETED" and s,
         "a completed job in the listing",
+        timeout=JOB_S,  # the job's kernel still has to finish after the alert
     )
     assert listed.name == "monitor-prod" and listed.next_run.endswith("UTC")
     out = CliRunner().invoke(main, ["schedules"])
