@@ -61,11 +61,12 @@ as_pg "$PGBIN/createdb" -h "$WORK/sock" -p "$PGPORT" -U mlops mlflow
 DB_URI="postgresql+psycopg2://mlops:$PGPASS@127.0.0.1:$PGPORT/mlflow"
 
 MLPORT=$(free_port)
-# its own process group, so the cleanup stops the server's workers too; idle connections kept
-# as `jupyter mlops server` keeps them (team/server.py, KEEP_ALIVE_S)
+# idle connections kept as long as `jupyter mlops server` keeps them
+KEEP_ALIVE=$("$PY" -c 'from jupyter_mlops.team.server import KEEP_ALIVE_S; print(KEEP_ALIVE_S)')
+# its own process group, so the cleanup stops the server's workers too
 MLFLOW_BACKEND_STORE_URI="$DB_URI" setsid "$PY" -m mlflow server \
   --artifacts-destination "$WORK/artifacts" \
-  --host 127.0.0.1 --port "$MLPORT" --workers 2 --uvicorn-opts "--timeout-keep-alive 120" \
+  --host 127.0.0.1 --port "$MLPORT" --workers 2 --uvicorn-opts "--timeout-keep-alive $KEEP_ALIVE" \
   >"$WORK/mlflow.log" 2>&1 &
 MLFLOW_PID=$!
 disown "$MLFLOW_PID"  # stopped by cleanup; no job-control notice when it is killed
